@@ -1,0 +1,84 @@
+"""Target boards: the memory budget and the CPU flags each one stands for.
+
+A :class:`Board` is the single source of truth for a deployment target: its
+SRAM/flash budget (what the compiler checks and the linker script enforces),
+the QEMU machine that emulates it, and the GCC CPU/FPU flags.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Board:
+    """One deployment target."""
+
+    name: str
+    sram_bytes: int
+    flash_bytes: int
+    cpu: str | None  # GCC -mcpu, None for the host
+    fpu: str | None  # GCC -mfpu for the hard-float ABI
+    qemu_machine: str | None  # qemu-system-arm -M, None if not emulated
+    description: str
+
+    @property
+    def is_host(self) -> bool:
+        return self.cpu is None
+
+
+KiB = 1024
+MiB = 1024 * KiB
+
+BOARDS: dict[str, Board] = {
+    "mps2-an500": Board(
+        "mps2-an500",
+        320 * KiB,
+        1 * MiB,
+        "cortex-m7",
+        "fpv5-sp-d16",
+        "mps2-an500",
+        "Cortex-M7 + FPU (QEMU), budget of an STM32F746",
+    ),
+    "mps2-an386": Board(
+        "mps2-an386",
+        256 * KiB,
+        1 * MiB,
+        "cortex-m4",
+        "fpv4-sp-d16",
+        "mps2-an386",
+        "Cortex-M4 + FPU (QEMU), budget of an STM32F427",
+    ),
+    "host": Board("host", 64 * MiB, 64 * MiB, None, None, None, "the build machine (debugging)"),
+}
+
+DEFAULT_BOARD = "mps2-an500"
+
+
+def get_board(name: str) -> Board:
+    """Return the board called ``name`` or raise ``ValueError`` naming the choices."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown board {name!r}; choose one of: {', '.join(BOARDS)}") from None
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|KB|K|MiB|MB|M)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kib": KiB, "kb": KiB, "k": KiB, "mib": MiB, "mb": MiB, "m": MiB}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse ``320KiB``, ``1MiB``, ``4096`` (bytes) into a byte count.
+
+    KB/K/MB/M are read as binary units, as microcontroller datasheets use them.
+    """
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ValueError(f"cannot read size {text!r}: write bytes (4096) or a unit (320KiB, 1MiB)")
+    value = float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]
+    if value != int(value) or value <= 0:
+        raise ValueError(f"size {text!r} must be a positive whole number of bytes")
+    return int(value)
