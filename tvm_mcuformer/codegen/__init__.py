@@ -1,0 +1,1 @@
+"""C code generation: TIR kernels to plain C, and the static-arena model driver."""

@@ -1,0 +1,171 @@
+"""Lower scheduled TIR PrimFuncs to plain, runtime-free C functions.
+
+TVM 0.27's C backend only emits TVM-FFI packed wrappers (``MakePackedAPI``),
+which need the TVM runtime. This module runs the S-TIR lowering passes without
+the packed-API/host-device passes and rewrites every function so that
+
+* each buffer parameter becomes a plain typed pointer (``float* A``), and
+* each allocation the kernel makes (reduction temporaries and the like) is
+  lifted into an extra pointer parameter, a *workspace* the planner places in
+  the arena: a microcontroller stack cannot hold them.
+
+The rewrite goes through TVMScript (print, edit the signature and allocation
+statements, parse back): TVM 0.27 exposes no TIR mutator to Python. A kernel
+whose script does not have the expected form fails loudly rather than
+producing wrong C.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+import tvm.script
+from tvm import s_tir, tirx
+
+KERNEL_PREFIX = "mcuformer_k_"
+
+# Math functions the kernels may call, replaced by the deterministic versions in
+# mcuformer_math.c so host and device builds agree bit for bit.
+MATH_FUNCTIONS = ("expf", "erff", "tanhf", "logf", "powf", "sqrtf")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A kernel-local buffer lifted to a parameter (placed in the arena by the planner)."""
+
+    name: str
+    dtype: str
+    elements: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.elements * np.dtype(self.dtype).itemsize
+
+
+@dataclass(frozen=True)
+class CKernel:
+    """One lowered kernel: its C symbol, its parameter dtypes and its workspaces.
+
+    The C signature is ``void symbol(T0* p0, ..., Tn* pn, W0* w0, ...)``: the
+    PrimFunc's parameters in order, then one pointer per workspace.
+    """
+
+    name: str
+    symbol: str
+    param_dtypes: tuple[str, ...]
+    workspaces: tuple[Workspace, ...]
+    func: tirx.PrimFunc
+
+
+def _lowering_passes() -> list[tvm.transform.Pass]:
+    return [
+        s_tir.transform.CanonicalizeLoop(),
+        s_tir.transform.LowerInitBlock(),
+        s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+        s_tir.transform.ConvertBlocksToOpaque(),
+        s_tir.transform.CompactBufferAllocation(),
+        s_tir.transform.LowerMatchBuffer(),
+        s_tir.transform.StmtSimplify(),
+        s_tir.transform.LowerOpaqueBlock(),
+        tirx.transform.FlattenBuffer(),
+        tirx.transform.NarrowDataType(32),
+        s_tir.transform.LoopPartition(),
+        tirx.transform.StorageRewrite(),
+        tirx.transform.UnrollLoop(),
+        tirx.transform.StmtSimplify(),
+        tirx.transform.RemoveNoOp(),
+        tirx.transform.CommonSubexprElim(),
+    ]
+
+
+_ALLOC_RE = re.compile(r"^(\s*)(\w+) = T\.alloc_buffer\((\([^)]*\))(.*)\)$")
+_DTYPE_RE = re.compile(r'"(u?int\d+|float\d+|bool)"')
+
+
+def _shape_elements(shape_text: str) -> int:
+    dims = [d for d in re.findall(r"\d+", shape_text)]
+    return int(np.prod([int(d) for d in dims], dtype=np.int64)) if dims else 1
+
+
+def _unpack(name: str, symbol: str, func: tirx.PrimFunc) -> CKernel:
+    """Rewrite a lowered PrimFunc with buffer params into pointer params + workspaces."""
+    script = func.script()
+    lines = script.split("\n")
+    try:
+        def_at = next(i for i, line in enumerate(lines) if line.startswith("def "))
+    except StopIteration:
+        raise RuntimeError(f"kernel {name}: unexpected TVMScript form") from None
+    params = [(p.name, str(p.ty.dtype)) for p in func.params]
+    workspaces: list[Workspace] = []
+    body: list[str] = []
+    for line in lines[def_at + 1 :]:
+        match = _ALLOC_RE.match(line)
+        if match:
+            indent, buf, shape, rest = match.groups()
+            dtype_match = _DTYPE_RE.search(rest)
+            dtype = dtype_match.group(1) if dtype_match else "float32"
+            ws = Workspace(f"{buf}_ws", dtype, _shape_elements(shape))
+            workspaces.append(ws)
+            line = f'{indent}{buf} = T.decl_buffer({shape}, "{dtype}", data={ws.name})'
+        for pname, _ in params:
+            line = re.sub(rf"\b{re.escape(pname)}\.data\b", pname, line)
+        body.append(line)
+    signature = [f'{p}: T.handle("{d}")' for p, d in params]
+    signature += [f'{w.name}: T.handle("{w.dtype}")' for w in workspaces]
+    text = "\n".join([*lines[:def_at], f"def {symbol}({', '.join(signature)}):", *body])
+    try:
+        unpacked = tvm.script.from_source(text)
+    except Exception as err:
+        raise RuntimeError(f"kernel {name}: cannot rewrite to pointer parameters: {err}") from err
+    return CKernel(name, symbol, tuple(d for _, d in params), tuple(workspaces), unpacked)
+
+
+def lower_kernels(prim_funcs: dict[str, tirx.PrimFunc]) -> dict[str, CKernel]:
+    """Lower each named PrimFunc to a :class:`CKernel` (not yet C text)."""
+    kernels = {}
+    for name, func in prim_funcs.items():
+        symbol = KERNEL_PREFIX + name
+        mod = tvm.IRModule({symbol: func.with_attr("global_symbol", symbol)})
+        mod = tvm.transform.Sequential(_lowering_passes())(mod)
+        kernels[name] = _unpack(name, symbol, mod[symbol])
+    return kernels
+
+
+def emit_c(kernels: dict[str, CKernel]) -> str:
+    """Generate one C translation unit holding every kernel, free of TVM headers."""
+    target = tvm.target.Target({"kind": "c"})
+    mod = tvm.IRModule(
+        {
+            k.symbol: k.func.with_attr("target", target).with_attr("global_symbol", k.symbol)
+            for k in kernels.values()
+        }
+    )
+    mod = tirx.transform.LowerIntrin()(mod)
+    source = tvm.get_global_func("target.build.c")(mod, target).inspect_source()
+    return _strip_runtime(source)
+
+
+def _strip_runtime(source: str) -> str:
+    kept = []
+    for line in source.split("\n"):
+        if line.startswith(("// tvm target", "#define TVM_EXPORTS", '#include "tvm/')):
+            continue
+        if line.startswith("void* __tvm_ffi__library_ctx"):
+            continue
+        kept.append(line)
+    header = [
+        "/* Generated by tvm-mcuformer from TVM TIR. Plain C: no TVM runtime. */",
+        "#include <stdint.h>",
+        "#include <stdbool.h>",
+        '#include "mcuformer_math.h"',
+        "#ifndef TVM_DLL",
+        "#define TVM_DLL",
+        "#endif",
+    ]
+    text = "\n".join(header + kept)
+    if "TVMBackend" in text or "TVMFFI" in text or "__tvm_ffi" in text:
+        raise RuntimeError("generated C still calls the TVM runtime; the kernel is not supported")
+    return text

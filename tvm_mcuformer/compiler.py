@@ -1,0 +1,153 @@
+"""``compile``: a model file to a runtime-free C artifact with a static arena.
+
+Data flow (one object per stage)::
+
+    path ─frontend─▶ ImportedModel ─lowering─▶ KernelProgram ─planner─▶ ArenaPlan
+         ─codegen─▶ Artifact (C sources + metadata.json) ─write─▶ ARTIFACT.tar
+
+A model that cannot fit the board's SRAM or flash budget raises
+:class:`BudgetError` before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .artifact import Artifact
+from .boards import DEFAULT_BOARD, Board, get_board
+from .codegen.driver import emit_driver, emit_header, layout_weights
+from .codegen.tir_to_c import emit_c
+from .frontend import ImportedModel, import_model
+from .lowering import KernelProgram, TensorKind, lower
+from .lowering.macs import count_macs
+from .planner import ArenaPlan, plan_arena
+from .planner.liveness import live_bytes_per_call
+
+# SRAM the firmware needs beside the arena: the call stack and the I/O frames.
+DEFAULT_STACK_RESERVE = 8 * 1024
+FRAME_OVERHEAD = 256
+# Flash beside the weights: kernels, driver, startup and the C library.
+CODE_RESERVE = 32 * 1024
+
+
+class BudgetError(ValueError):
+    """The model needs more SRAM or flash than the budget allows."""
+
+
+@dataclass
+class CompileOptions:
+    """Target and budget of one compilation (``None`` budgets take the board's)."""
+
+    board: str = DEFAULT_BOARD
+    sram_bytes: int | None = None
+    flash_bytes: int | None = None
+    planner: str = "best"
+    stack_reserve_bytes: int = DEFAULT_STACK_RESERVE
+
+    def resolve(self) -> tuple[Board, int, int]:
+        board = get_board(self.board)
+        return (
+            board,
+            self.sram_bytes or board.sram_bytes,
+            self.flash_bytes or board.flash_bytes,
+        )
+
+
+def _runtime_file(name: str) -> str:
+    return resources.files("tvm_mcuformer.codegen.runtime").joinpath(name).read_text()
+
+
+def _memory_report(program: KernelProgram, plan: ArenaPlan, opts: CompileOptions) -> dict:
+    board, sram, flash = opts.resolve()
+    (inp,), (out,) = program.inputs, program.outputs
+    io_bytes = inp.nbytes + out.nbytes + FRAME_OVERHEAD
+    required_sram = plan.arena_bytes + io_bytes + opts.stack_reserve_bytes
+    naive = sum(iv.nbytes for iv in plan.intervals)
+    return {
+        "planned_arena_bytes": plan.arena_bytes,
+        "lower_bound_bytes": plan.lower_bound_bytes,
+        "naive_bytes": naive,
+        "planner": plan.algorithm,
+        "alignment": plan.alignment,
+        "weight_bytes": program.weight_bytes,
+        "io_bytes": io_bytes,
+        "stack_reserve_bytes": opts.stack_reserve_bytes,
+        "required_sram_bytes": required_sram,
+        "required_flash_bytes": program.weight_bytes + CODE_RESERVE,
+        "budget": {"sram_bytes": sram, "flash_bytes": flash},
+    }
+
+
+def _check_budget(memory: dict, board: Board) -> None:
+    budget = memory["budget"]
+    if memory["required_sram_bytes"] > budget["sram_bytes"]:
+        raise BudgetError(
+            f"model does not fit the SRAM budget of {board.name}: it needs "
+            f"{memory['required_sram_bytes']} bytes (arena {memory['planned_arena_bytes']} + "
+            f"I/O {memory['io_bytes']} + stack {memory['stack_reserve_bytes']}) but the budget "
+            f"is {budget['sram_bytes']} bytes; shrink the model or raise --sram"
+        )
+    if memory["required_flash_bytes"] > budget["flash_bytes"]:
+        raise BudgetError(
+            f"model does not fit the flash budget of {board.name}: it needs at least "
+            f"{memory['required_flash_bytes']} bytes (weights {memory['weight_bytes']} + code "
+            f"{CODE_RESERVE}) but the budget is {budget['flash_bytes']} bytes; "
+            "shrink the model or raise --flash"
+        )
+
+
+def _ops_report(program: KernelProgram, plan: ArenaPlan) -> list[dict]:
+    live = live_bytes_per_call(plan.intervals, len(program.calls))
+    ops = []
+    for i, call in enumerate(program.calls):
+        ops.append(
+            {
+                "kernel": call.kernel.name,
+                "outputs": [t.name for t in call.outputs],
+                "output_bytes": sum(t.nbytes for t in call.outputs),
+                "workspace_bytes": sum(t.nbytes for t in call.workspaces),
+                "weight_bytes": sum(
+                    t.nbytes for t in call.inputs if t.root.kind == TensorKind.CONSTANT
+                ),
+                "live_bytes": live[i],
+            }
+        )
+    return ops
+
+
+def compile_model(
+    model: ImportedModel | str | Path, options: CompileOptions | None = None
+) -> Artifact:
+    """Compile ``model`` (an :class:`ImportedModel` or a model file) into an :class:`Artifact`."""
+    opts = options or CompileOptions()
+    board, _, _ = opts.resolve()
+    imported = model if isinstance(model, ImportedModel) else import_model(model)
+    lowered, program = lower(imported)
+    plan = plan_arena(program, opts.planner)
+    memory = _memory_report(program, plan, opts)
+    _check_budget(memory, board)
+
+    weights = layout_weights(program)
+    files = {
+        "codegen/host/include/mcuformer_model.h": emit_header(program, plan, len(weights.blob)),
+        "codegen/host/include/mcuformer_math.h": _runtime_file("mcuformer_math.h"),
+        "codegen/host/src/mcuformer_model.c": emit_driver(program, plan, weights),
+        "codegen/host/src/mcuformer_kernels.c": emit_c(program.kernels),
+        "codegen/host/src/mcuformer_math.c": _runtime_file("mcuformer_math.c"),
+        "src/relax.txt": imported.mod.script(),
+        "src/lowered.txt": lowered.script(),
+    }
+    metadata = {
+        "format": "tvm-mcuformer-artifact",
+        "version": 1,
+        "model": imported.source,
+        "board": board.name,
+        "inputs": [t.to_json() for t in imported.inputs],
+        "outputs": [t.to_json() for t in imported.outputs],
+        "memory": memory,
+        "macs": count_macs(imported.mod),
+        "ops": _ops_report(program, plan),
+    }
+    return Artifact(metadata, files)

@@ -1,0 +1,54 @@
+"""The object the frontend hands on: a Relax module plus its I/O description."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, static shape and dtype of one model input or output."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+def _tensor_spec(name: str, ty) -> TensorSpec:
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        raise ValueError(f"{name}: only tensors of static shape are supported, got {ty}")
+    shape = tuple(int(d) for d in ty.shape.values)
+    return TensorSpec(name, shape, str(ty.dtype))
+
+
+@dataclass
+class ImportedModel:
+    """A Relax ``IRModule`` whose ``main`` takes and returns static-shape tensors."""
+
+    mod: tvm.IRModule
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    source: str
+
+    @classmethod
+    def from_module(cls, mod: tvm.IRModule, source: str = "<memory>") -> ImportedModel:
+        names = [gv.name_hint for gv in mod.get_global_vars()]
+        if "main" not in names:
+            raise ValueError(f"{source}: the Relax module has no 'main' function")
+        main = mod["main"]
+        inputs = [_tensor_spec(p.name, p.ty) for p in main.params]
+        ret = main.ret_ty
+        rets = list(ret.fields) if isinstance(ret, relax.TupleType) else [ret]
+        outputs = [_tensor_spec(f"output{i}", t) for i, t in enumerate(rets)]
+        return cls(mod, inputs, outputs, source)

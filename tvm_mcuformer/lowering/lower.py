@@ -1,0 +1,129 @@
+"""Run the ``mcuformer`` Relax pipeline and read ``main`` as a :class:`KernelProgram`."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax, tirx
+
+from ..codegen.tir_to_c import lower_kernels
+from ..frontend.model import ImportedModel
+from ..relax_passes import lowering_passes
+from .program import KernelCall, KernelProgram, Tensor, TensorKind
+
+
+def _key(obj) -> int:
+    return obj.__chandle__()
+
+
+def _shape_dtype(ty) -> tuple[tuple[int, ...], str]:
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        raise ValueError(f"only static-shape tensors can be deployed, got {ty}")
+    return tuple(int(d) for d in ty.shape.values), str(ty.dtype)
+
+
+class _Reader:
+    def __init__(self, lowered: tvm.IRModule) -> None:
+        self.lowered = lowered
+        self.tensors: list[Tensor] = []
+        self.by_expr: dict[int, Tensor] = {}
+        self.calls: list[tuple[str, list[Tensor], int]] = []
+
+    def new(self, name, ty, kind, view_of=None, value=None) -> Tensor:
+        shape, dtype = _shape_dtype(ty)
+        t = Tensor(len(self.tensors), name, shape, dtype, kind, view_of, value)
+        self.tensors.append(t)
+        return t
+
+    def tensor_of(self, expr) -> Tensor:
+        key = _key(expr)
+        if key in self.by_expr:
+            return self.by_expr[key]
+        if isinstance(expr, tvm.ir.expr.GenericConst):
+            t = self.new(
+                f"const{len(self.tensors)}", expr.ty, TensorKind.CONSTANT, value=expr.value.numpy()
+            )
+            self.by_expr[key] = t
+            return t
+        raise ValueError(f"unsupported argument in lowered main: {type(expr).__name__} {expr}")
+
+    def binding(self, var, value) -> None:
+        if isinstance(value, relax.Call) and value.op.name == "relax.call_tir":
+            gvar, args = value.args[0], value.args[1]
+            ins = [self.tensor_of(a) for a in args.fields]
+            out_tys = list(value.ty_args)
+            if len(out_tys) != 1 or isinstance(out_tys[0], relax.TupleType):
+                raise ValueError(
+                    f"{gvar.name_hint}: kernels with several outputs are not supported"
+                )
+            out = self.new(var.name, out_tys[0], TensorKind.ACTIVATION)
+            self.by_expr[_key(var)] = out
+            self.calls.append((gvar.name_hint, [*ins, out], 1))
+        elif isinstance(value, relax.Call) and value.op.name == "relax.reshape":
+            src = self.tensor_of(value.args[0])
+            self.by_expr[_key(var)] = self.new(var.name, var.ty, src.kind, view_of=src)
+        elif isinstance(value, relax.Var | relax.DataflowVar):
+            self.by_expr[_key(var)] = self.tensor_of(value)
+        elif isinstance(value, relax.Tuple):
+            self.by_expr[_key(var)] = [self.tensor_of(f) for f in value.fields]
+        else:
+            raise ValueError(
+                f"operator not lowered to a kernel: {var.name} = {value}; "
+                "it has no TIR legalization in TVM 0.27"
+            )
+
+
+def lower(model: ImportedModel) -> tuple[tvm.IRModule, KernelProgram]:
+    """Lower ``model`` to fused TIR kernels and read the call list.
+
+    Returns the lowered Relax module (kept as text in the artifact) and the program.
+    """
+    lowered = tvm.transform.Sequential(lowering_passes())(model.mod)
+    main = lowered["main"]
+    reader = _Reader(lowered)
+    inputs = []
+    for param in main.params:
+        t = reader.new(param.name, param.ty, TensorKind.INPUT)
+        reader.by_expr[_key(param)] = t
+        inputs.append(t)
+    for block in main.body.blocks:
+        for b in block.bindings:
+            reader.binding(b.var, b.value)
+    result = main.body.body
+    outs = reader.by_expr.get(_key(result)) if isinstance(result, relax.Var) else None
+    if outs is None and isinstance(result, relax.Tuple):
+        outs = [reader.tensor_of(f) for f in result.fields]
+    outputs = outs if isinstance(outs, list) else [outs]
+    for out in outputs:
+        root = out.root
+        if root.kind != TensorKind.ACTIVATION:
+            raise ValueError(f"model output {out.name} is a {root.kind.value}, not computed")
+        root.kind = TensorKind.OUTPUT
+    _mark_views(reader.tensors)
+
+    prim_funcs = {
+        gv.name_hint: f for gv, f in lowered.functions.items() if isinstance(f, tirx.PrimFunc)
+    }
+    used = {name for name, _, _ in reader.calls}
+    kernels = lower_kernels({n: f for n, f in prim_funcs.items() if n in used})
+    calls = []
+    for name, args, n_out in reader.calls:
+        kernel = kernels[name]
+        ws = [_workspace(reader, name, w) for w in kernel.workspaces]
+        calls.append(KernelCall(kernel, args, n_out, ws))
+    program = KernelProgram(reader.tensors, calls, inputs, outputs, kernels)
+    return lowered, program
+
+
+def _workspace(reader: _Reader, kernel: str, ws) -> Tensor:
+    t = Tensor(
+        len(reader.tensors), f"{kernel}.{ws.name}", (ws.elements,), ws.dtype, TensorKind.WORKSPACE
+    )
+    reader.tensors.append(t)
+    return t
+
+
+def _mark_views(tensors: list[Tensor]) -> None:
+    """A view takes the kind of its storage root (e.g. a reshape of the output)."""
+    for t in tensors:
+        if t.view_of is not None:
+            t.kind = t.root.kind

@@ -1,0 +1,13 @@
+"""Static arena planning: liveness of arena tensors and offset assignment."""
+
+from .liveness import Interval, live_intervals, liveness_lower_bound
+from .plan import ALGORITHMS, ArenaPlan, plan_arena
+
+__all__ = [
+    "ALGORITHMS",
+    "ArenaPlan",
+    "Interval",
+    "live_intervals",
+    "liveness_lower_bound",
+    "plan_arena",
+]

@@ -1,0 +1,48 @@
+"""The ``mcuformer`` Relax pipeline: Relax graph → fused, scheduled TIR kernels.
+
+After this pipeline ``main`` is a straight list of ``call_tir`` bindings plus
+view reshapes; :mod:`tvm_mcuformer.lowering` reads that list. Registered under
+``PIPELINE_NAME`` so ``tvm.compile(mod, target, relax_pipeline="mcuformer")``
+runs the same kernels on the Relax VM (the host reference for debugging):
+the registered pipeline is these passes followed by TVM's VM build passes.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+
+from ..schedules import AutoInline
+
+PIPELINE_NAME = "mcuformer"
+
+
+def lowering_passes() -> list[tvm.transform.Pass]:
+    """The ordered passes: legalize, fuse, inline, and keep reshapes as views."""
+    return [
+        relax.transform.ConvertToDataflow(),
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+        AutoInline,
+        relax.transform.RewriteDataflowReshape(),
+        relax.transform.DeadCodeElimination(),
+    ]
+
+
+def _pipeline():
+    @tvm.transform.module_pass(opt_level=0, name="mcuformer")
+    def mcuformer_pipeline(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        passes = [*lowering_passes(), relax.pipeline.default_build_pipeline()]
+        return tvm.transform.Sequential(passes)(mod)
+
+    return mcuformer_pipeline
+
+
+def register() -> None:
+    """Register the pipeline with TVM once (idempotent)."""
+    if PIPELINE_NAME not in relax.pipeline.PIPELINE_MAP:
+        relax.pipeline.register_pipeline(PIPELINE_NAME)(_pipeline)

@@ -1,0 +1,5 @@
+"""TIR schedules for microcontroller kernels."""
+
+from .inline import AutoInline, inline_elementwise
+
+__all__ = ["AutoInline", "inline_elementwise"]
