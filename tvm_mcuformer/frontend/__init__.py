@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from .model import ImportedModel, TensorSpec
 
 __all__ = ["ImportedModel", "TensorSpec", "import_model"]

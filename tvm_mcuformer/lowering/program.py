@@ -8,14 +8,14 @@ of the tensor it reshapes, and only roots are placed in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
 from ..codegen.tir_to_c import CKernel
 
 
-class TensorKind(str, Enum):
+class TensorKind(StrEnum):
     INPUT = "input"  # the caller's input buffer
     OUTPUT = "output"  # the caller's output buffer
     CONSTANT = "constant"  # weights: const data in flash
