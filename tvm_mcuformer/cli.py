@@ -1,0 +1,86 @@
+"""The ``tvm-mcuformer`` command line: a thin layer over the Python API.
+
+Subcommands: ``compile`` (like ``tvmc compile``), ``micro create|build|flash``
+and ``run`` (like ``tvmc micro`` / ``tvmc run``), and ``demo``.
+Errors in user input print one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .boards import BOARDS, DEFAULT_BOARD, parse_size
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from .compiler import CompileOptions, compile_model
+
+    opts = CompileOptions(
+        board=args.board,
+        sram_bytes=parse_size(args.sram) if args.sram else None,
+        flash_bytes=parse_size(args.flash) if args.flash else None,
+        planner=args.planner,
+    )
+    artifact = compile_model(args.model, opts)
+    path = artifact.write(args.output)
+    mem = artifact.metadata["memory"]
+    print(f"wrote {path}")
+    print(
+        f"  arena {mem['planned_arena_bytes']} B (lower bound {mem['lower_bound_bytes']} B, "
+        f"{mem['planner']}), weights {mem['weight_bytes']} B, "
+        f"SRAM needed {mem['required_sram_bytes']} / {mem['budget']['sram_bytes']} B"
+    )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, board=args.board, epochs=args.epochs, limit=args.limit)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tvm-mcuformer", description="Deploy Vision Transformers on microcontrollers."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compile", help="compile a model to a C artifact (.tar)")
+    p.add_argument("model", help="model file: torch.export program (.pt2) or ONNX (.onnx)")
+    p.add_argument("-o", "--output", required=True, help="artifact path (.tar)")
+    p.add_argument("--board", default=DEFAULT_BOARD, choices=sorted(BOARDS))
+    p.add_argument("--sram", help="SRAM budget, e.g. 320KiB (default: the board's)")
+    p.add_argument("--flash", help="flash budget, e.g. 1MiB (default: the board's)")
+    p.add_argument("--planner", default="best", help="arena planner algorithm")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("demo", help="train, compile, deploy and evaluate a ViT on MNIST-5k")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--board", default=DEFAULT_BOARD, choices=[b for b in BOARDS if b != "host"])
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: tuned)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only N test images")
+    p.set_defaults(func=_cmd_demo)
+
+    from .micro.cli import register
+
+    register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"tvm-mcuformer {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        print(f"tvm-mcuformer {args.command}: failed: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
