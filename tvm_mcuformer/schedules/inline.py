@@ -15,13 +15,33 @@ from tvm.s_tir.dlight.base.common_schedules import try_inline
 
 
 def inline_elementwise(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    """Return ``func`` with every inlinable block inlined (compute or reverse)."""
+    """Return ``func`` with every inlinable block inlined (compute or reverse).
+
+    An epilogue that cannot be inlined into a reduction (the bias add after a
+    matmul) is computed right after each reduced element instead, so the
+    reduction's output buffer compacts to a single element.
+    """
     sch = s_tir.Schedule(func)
     blocks = normalize_prim_func(sch)
     if blocks is None:  # not in a shape the analysis understands: leave it as is
         return func
-    try_inline(sch, blocks)
+    remaining = try_inline(sch, blocks)
+    _fuse_epilogues(sch, remaining)
     return sch.mod["main"]
+
+
+def _fuse_epilogues(sch: s_tir.Schedule, blocks: list) -> None:
+    for producer, consumer in zip(blocks, blocks[1:], strict=False):
+        if producer.is_injective() or not consumer.is_injective():
+            continue
+        spatial = sum(1 for it in producer.iters if it.kind == "S")
+        loops = sch.get_loops(producer.block_rv)
+        if spatial == 0 or spatial > len(loops):
+            continue
+        try:
+            sch.reverse_compute_at(consumer.block_rv, loops[spatial - 1])
+        except Exception:  # noqa: BLE001 - the schedule refuses: keep the plain order
+            continue
 
 
 @tvm.transform.module_pass(opt_level=0, name="mcuformer.AutoInline")

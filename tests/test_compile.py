@@ -1,0 +1,216 @@
+"""The compile path: Relax import → TIR → plain C with a static arena → artifact."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+import tvm
+
+import tvm_mcuformer
+from tvm_mcuformer.boards import parse_size
+from tvm_mcuformer.cli import main as cli_main
+from tvm_mcuformer.compiler import BudgetError, CompileOptions, compile_model
+from tvm_mcuformer.frontend import import_model
+from tvm_mcuformer.lowering import TensorKind, lower
+from tvm_mcuformer.models import ViTConfig, build_vit
+from tvm_mcuformer.planner import plan_arena
+from tvm_mcuformer.training import export_pt2
+
+TINY = ViTConfig(
+    img_size=8,
+    patch_size=4,
+    in_chans=1,
+    num_classes=10,
+    embed_dim=16,
+    depth=1,
+    num_heads=2,
+    mlp_ratio=2.0,
+    gelu="gelu",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_pt2(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_vit(TINY).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny.pt2"
+    export_pt2(model, torch.zeros(1, 1, 8, 8), path)
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def tiny_artifact(tiny_pt2, tmp_path_factory):
+    path, _ = tiny_pt2
+    out = tmp_path_factory.mktemp("artifact") / "tiny.tar"
+    compile_model(path, CompileOptions(board="mps2-an500")).write(out)
+    return out
+
+
+def _host_run(artifact, tmp_path, inputs: np.ndarray) -> np.ndarray:
+    """Build the artifact's C with the host cc and a minimal stdin/stdout harness."""
+    with tarfile.open(artifact) as tar:
+        tar.extractall(tmp_path, filter="data")
+    harness = tmp_path / "harness.c"
+    harness.write_text(
+        '#include <stdio.h>\n#include "mcuformer_model.h"\n'
+        "static float in[MCUFORMER_INPUT_BYTES / 4], out[MCUFORMER_OUTPUT_BYTES / 4];\n"
+        "int main(void) { while (fread(in, 1, sizeof in, stdin) == sizeof in) {"
+        " mcuformer_run(in, out); fwrite(out, 1, sizeof out, stdout); } return 0; }\n"
+    )
+    exe = tmp_path / "host"
+    srcs = sorted(str(p) for p in (tmp_path / "codegen/host/src").glob("*.c"))
+    subprocess.run(
+        [
+            "cc",
+            "-O2",
+            "-std=c11",
+            "-Wall",
+            "-Werror",
+            "-ffp-contract=off",
+            "-fno-strict-aliasing",
+            f"-I{tmp_path}/codegen/host/include",
+            *srcs,
+            str(harness),
+            "-lm",
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    out = subprocess.run([str(exe)], input=inputs.tobytes(), capture_output=True, check=True)
+    return np.frombuffer(out.stdout, dtype=np.float32).reshape(len(inputs), -1)
+
+
+def test_plugin_registers_pipeline_usable_from_tvm_compile(tiny_pt2):
+    path, model = tiny_pt2
+    assert tvm.relax.pipeline.get_pipeline("mcuformer") is not None
+    mod = import_model(path).mod
+    exe = tvm.compile(mod, tvm.target.Target({"kind": "llvm"}), relax_pipeline="mcuformer")
+    vm = tvm.relax.VirtualMachine(exe, tvm.cpu())
+    x = np.random.RandomState(0).randn(1, 1, 8, 8).astype("float32")
+    got = vm["main"](tvm.runtime.tensor(x))[0].numpy()
+    np.testing.assert_allclose(got, model(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
+    assert tvm_mcuformer.__version__
+
+
+def test_host_build_of_generated_c_matches_relax_vm(tiny_pt2, tiny_artifact, tmp_path):
+    path, _ = tiny_pt2
+    xs = np.random.RandomState(1).randn(8, 1, 1, 8, 8).astype("float32")
+    host = _host_run(tiny_artifact, tmp_path, xs)
+    exe = tvm.compile(
+        import_model(path).mod, tvm.target.Target({"kind": "llvm"}), relax_pipeline="mcuformer"
+    )
+    vm = tvm.relax.VirtualMachine(exe, tvm.cpu())
+    ref = np.stack([vm["main"](tvm.runtime.tensor(x))[0].numpy().ravel() for x in xs])
+    np.testing.assert_allclose(host, ref, rtol=1e-5, atol=1e-6)
+    assert np.abs(host).max() > 0
+
+
+def test_artifact_layout_and_metadata(tiny_artifact):
+    with tarfile.open(tiny_artifact) as tar:
+        names = set(tar.getnames())
+        meta = __import__("json").loads(tar.extractfile("metadata.json").read())
+        kernels = tar.extractfile("codegen/host/src/mcuformer_kernels.c").read().decode()
+    assert {
+        "metadata.json",
+        "codegen/host/include/mcuformer_model.h",
+        "codegen/host/src/mcuformer_model.c",
+        "codegen/host/src/mcuformer_kernels.c",
+        "src/relax.txt",
+    } <= names
+    assert meta["inputs"] == [{"name": "x", "shape": [1, 1, 8, 8], "dtype": "float32"}]
+    assert meta["outputs"][0]["shape"] == [1, 10]
+    mem = meta["memory"]
+    assert 0 < mem["lower_bound_bytes"] <= mem["planned_arena_bytes"] <= mem["naive_bytes"]
+    params = sum(p.numel() for p in build_vit(TINY).parameters())
+    assert params * 4 <= mem["weight_bytes"] < params * 4 + 16 * len(meta["ops"]) * 3
+    assert meta["macs"] > 0 and len(meta["ops"]) > 5
+    for forbidden in ("TVMFFI", "__tvm_ffi", "tvm/runtime", "TVMBackend"):
+        assert forbidden not in kernels
+
+
+def test_generated_c_cross_compiles_for_cortex_m(tiny_artifact, tmp_path):
+    with tarfile.open(tiny_artifact) as tar:
+        tar.extractall(tmp_path, filter="data")
+    for src in (tmp_path / "codegen/host/src").glob("*.c"):
+        subprocess.run(
+            [
+                "arm-none-eabi-gcc",
+                "-mcpu=cortex-m7",
+                "-mthumb",
+                "-mfpu=fpv5-sp-d16",
+                "-mfloat-abi=hard",
+                "-O2",
+                "-std=c11",
+                "-Wall",
+                "-Werror",
+                f"-I{tmp_path}/codegen/host/include",
+                "-c",
+                str(src),
+                "-o",
+                str(src) + ".o",
+            ],
+            check=True,
+        )
+
+
+def test_planner_never_overlaps_live_buffers(tiny_pt2):
+    _, program = lower(import_model(tiny_pt2[0]))
+    for algorithm in ("greedy_by_size", "greedy_by_conflicts", "greedy_by_start", "best"):
+        plan = plan_arena(program, algorithm)
+        ivs = plan.intervals
+        assert ivs and all(
+            iv.tensor.kind in (TensorKind.ACTIVATION, TensorKind.WORKSPACE) for iv in ivs
+        )
+        # Replay: at every call, the live buffers occupy disjoint byte ranges of the arena.
+        for i in range(len(program.calls)):
+            live = sorted(
+                (plan.offsets[iv.tensor], plan.offsets[iv.tensor] + iv.nbytes)
+                for iv in ivs
+                if iv.start <= i <= iv.end
+            )
+            for (_, hi), (lo, _) in zip(live, live[1:], strict=False):
+                assert hi <= lo
+            assert all(off % plan.alignment == 0 for off, _ in live)
+            assert all(hi <= plan.arena_bytes for _, hi in live)
+        assert plan.arena_bytes >= plan.lower_bound_bytes
+
+
+def test_over_budget_model_fails_with_budget_message_and_no_artifact(tiny_pt2, tmp_path, capsys):
+    out = tmp_path / "too_big.tar"
+    code = cli_main(["compile", str(tiny_pt2[0]), "-o", str(out), "--sram", "2KiB"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "budget" in err and "2048" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(BudgetError, match="flash budget"):
+        compile_model(tiny_pt2[0], CompileOptions(flash_bytes=1024))
+
+
+def test_bad_model_file_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "model.txt"
+    bad.write_text("not a model")
+    assert cli_main(["compile", str(bad), "-o", str(tmp_path / "a.tar")]) == 2
+    assert "unknown model type" in capsys.readouterr().err
+    broken = tmp_path / "model.pt2"
+    broken.write_bytes(b"garbage")
+    assert cli_main(["compile", str(broken), "-o", str(tmp_path / "a.tar")]) == 2
+    assert "torch.export" in capsys.readouterr().err
+    assert not (tmp_path / "a.tar").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("320KiB", 327680), ("1MiB", 1048576), ("4096", 4096), ("8k", 8192)],
+)
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+def test_parse_size_rejects_garbage():
+    with pytest.raises(ValueError, match="320KiB"):
+        parse_size("lots")
