@@ -1,0 +1,417 @@
+"""Create and load micro projects from a compiled model artifact.
+
+An artifact is a tar file holding ``metadata.json``, ``codegen/host/include/mcuformer_model.h``
+and the model's C in ``codegen/host/src/*.c``. :func:`create_project` turns it into a project
+directory::
+
+    PROJECT/project.json          platform, board, float ABI, stack size, model sizes
+    PROJECT/metadata.json         the artifact's metadata, unchanged
+    PROJECT/model/{include,src}/  the model's C
+    PROJECT/core/                 firmware core (protocol loop) and platform.h
+    PROJECT/platform/host/        host reference platform (build/host_runner)
+    PROJECT/Makefile              builds build/host_runner (and build/firmware.elf on bare metal)
+    bare metal: platform/baremetal/ (startup, QEMU platform) and linker.ld enforcing the budget
+    zephyr:     CMakeLists.txt, prj.conf, boards/*.overlay, src/platform_zephyr.c
+
+The project is written to a temporary directory next to PROJECT and renamed into place, so a
+failure leaves nothing behind. :func:`load_project` reads a project back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import string
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tvm_mcuformer.boards import DEFAULT_BOARD, Board, get_board
+from tvm_mcuformer.micro import MicroError
+
+PLATFORMS = ("baremetal", "zephyr")
+FLOAT_ABIS = ("hard", "soft")
+DEFAULT_STACK_BYTES = 16 * 1024
+DEFAULT_ZEPHYR_BOARD = "nucleo_f746zg"
+PROJECT_FORMAT = 1
+QEMU_REGION_BYTES = 4 * 1024 * 1024  # RAM QEMU maps at 0x0 and at 0x20000000 on mps2 boards
+DTYPE_BYTES = {"float32": 4, "int8": 1, "int32": 4}
+
+TEMPLATES = Path(__file__).parent / "templates"
+ZEPHYR_TEMPLATE = Path(__file__).resolve().parents[2] / "zephyr_project"
+
+_HEADER = "codegen/host/include/mcuformer_model.h"
+_DEFINE_RE = r"^\s*#\s*define\s+{}\s+\(?\s*(\d+)[uUlL]*\s*\)?\s*$"
+_MODEL_DIRS = (("codegen/host/include/", "include/"), ("codegen/host/src/", "src/"))
+_SIZE_DEFINES = ("MCUFORMER_INPUT_BYTES", "MCUFORMER_OUTPUT_BYTES", "MCUFORMER_ARENA_BYTES")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as metadata.json describes it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A created project, as :func:`load_project` reads it."""
+
+    root: Path
+    platform: str
+    board: str
+    float_abi: str
+    stack_bytes: int
+    input_bytes: int
+    output_bytes: int
+    arena_bytes: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    metadata: dict
+
+    @property
+    def firmware(self) -> Path:
+        return self.root / "build" / "firmware.elf"
+
+    @property
+    def host_runner(self) -> Path:
+        return self.root / "build" / "host_runner"
+
+    @property
+    def qemu_board(self) -> Board | None:
+        """The QEMU board of a bare-metal project, None for a Zephyr one."""
+        return get_board(self.board) if self.platform == "baremetal" else None
+
+
+def zephyr_boards() -> list[str]:
+    """Zephyr boards the template (``zephyr_project/`` of the checkout) has an overlay for."""
+    if not (ZEPHYR_TEMPLATE / "CMakeLists.txt").is_file():
+        raise MicroError(
+            f"Zephyr application template not found at {ZEPHYR_TEMPLATE}: "
+            "run from a checkout of tvm-mcuformer (it is not part of the wheel)"
+        )
+    return sorted(p.stem for p in (ZEPHYR_TEMPLATE / "boards").glob("*.overlay"))
+
+
+def _tensor_specs(entries: object, key: str, where: str) -> tuple[TensorSpec, ...]:
+    if not isinstance(entries, list) or not entries:
+        raise MicroError(f"{where}: '{key}' must be a non-empty list of tensors")
+    specs = []
+    for i, entry in enumerate(entries):
+        here = f"{where}: {key}[{i}]"
+        if not isinstance(entry, dict):
+            raise MicroError(f"{here} must be an object with name, shape and dtype")
+        name, shape, dtype = entry.get("name"), entry.get("shape"), entry.get("dtype")
+        if not isinstance(name, str) or not name:
+            raise MicroError(f"{here} has no 'name'")
+        if not (
+            isinstance(shape, list)
+            and shape
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+        ):
+            raise MicroError(f"{here} ({name}): 'shape' must be a list of positive integers")
+        if dtype not in DTYPE_BYTES:
+            raise MicroError(
+                f"{here} ({name}): dtype {dtype!r} unsupported; use one of {', '.join(DTYPE_BYTES)}"
+            )
+        scale = zero_point = None
+        if "quant" in entry:
+            quant = entry["quant"]
+            if not (
+                isinstance(quant, dict)
+                and isinstance(quant.get("scale"), int | float)
+                and quant["scale"] > 0
+                and isinstance(quant.get("zero_point"), int)
+            ):
+                raise MicroError(
+                    f'{here} ({name}): \'quant\' must be {{"scale": >0, "zero_point": int}}'
+                )
+            scale, zero_point = float(quant["scale"]), int(quant["zero_point"])
+        specs.append(TensorSpec(name, tuple(shape), dtype, scale, zero_point))
+    return tuple(specs)
+
+
+def parse_model_header(text: str, where: str) -> dict[str, int]:
+    """Read the MCUFORMER_*_BYTES sizes from mcuformer_model.h; check it declares mcuformer_run."""
+    sizes = {}
+    for name in _SIZE_DEFINES:
+        m = re.search(_DEFINE_RE.format(name), text, re.MULTILINE)
+        if not m:
+            raise MicroError(f"{where}: no '#define {name} <bytes>' found")
+        sizes[name] = int(m.group(1))
+    if not re.search(r"\bmcuformer_run\s*\(", text):
+        raise MicroError(f"{where}: does not declare mcuformer_run(const void*, void*)")
+    return sizes
+
+
+@dataclass(frozen=True)
+class _Artifact:
+    metadata: dict
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    sizes: dict[str, int]
+    files: dict[str, bytes]  # path under model/ -> contents
+
+
+def _read_artifact(path: Path) -> _Artifact:
+    if not path.is_file():
+        raise MicroError(f"model artifact {path} not found: pass the .tar the compiler wrote")
+    try:
+        with tarfile.open(path) as tar:
+            members = {str(PurePosixPath(m.name)).removeprefix("./"): m for m in tar.getmembers()}
+            files = {}
+            for name, member in members.items():
+                for prefix, dest in _MODEL_DIRS:
+                    if name.startswith(prefix) and member.isfile():
+                        rel = PurePosixPath(name[len(prefix) :])
+                        if rel.is_absolute() or ".." in rel.parts:
+                            raise MicroError(f"{path}: unsafe member path {name!r}")
+                        files[dest + str(rel)] = tar.extractfile(member).read()
+            meta_member = members.get("metadata.json")
+            metadata_text = None
+            if meta_member is not None and meta_member.isfile():
+                metadata_text = tar.extractfile(meta_member).read()
+    except tarfile.TarError as e:
+        raise MicroError(
+            f"{path} is not a readable tar file ({e}): pass the compiler's artifact"
+        ) from None
+    if metadata_text is None:
+        raise MicroError(f"{path}: no metadata.json in the artifact")
+    if "include/mcuformer_model.h" not in files:
+        raise MicroError(f"{path}: no {_HEADER} in the artifact")
+    if not any(PurePosixPath(f).parent == PurePosixPath("src") and f.endswith(".c") for f in files):
+        raise MicroError(f"{path}: no model C sources in codegen/host/src/")
+    where = f"{path}:metadata.json"
+    try:
+        metadata = json.loads(metadata_text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MicroError(f"{where} is not valid JSON: {e}") from None
+    if not isinstance(metadata, dict):
+        raise MicroError(f"{where} must hold a JSON object")
+    inputs = _tensor_specs(metadata.get("inputs"), "inputs", where)
+    outputs = _tensor_specs(metadata.get("outputs"), "outputs", where)
+    header_where = f"{path}:{_HEADER}"
+    sizes = parse_model_header(
+        files["include/mcuformer_model.h"].decode(errors="replace"), header_where
+    )
+    for specs, define in ((inputs, "MCUFORMER_INPUT_BYTES"), (outputs, "MCUFORMER_OUTPUT_BYTES")):
+        total = sum(s.nbytes for s in specs)
+        if total != sizes[define]:
+            raise MicroError(
+                f"{path}: metadata.json tensors total {total} bytes but {define} is "
+                f"{sizes[define]}: the artifact is inconsistent, recompile the model"
+            )
+    return _Artifact(metadata, inputs, outputs, sizes, files)
+
+
+def _resolve_board(platform: str, board: str | None, metadata: dict) -> str:
+    if platform == "zephyr":
+        name = board or DEFAULT_ZEPHYR_BOARD
+        if name not in zephyr_boards():
+            raise MicroError(
+                f"no Zephyr overlay for board {name!r}: choose one of {', '.join(zephyr_boards())}"
+                f" or add {ZEPHYR_TEMPLATE / 'boards' / (name + '.overlay')}"
+            )
+        return name
+    name = board or metadata.get("board") or DEFAULT_BOARD
+    try:
+        spec = get_board(name)
+    except ValueError as e:
+        raise MicroError(str(e)) from None
+    if spec.qemu_machine is None or spec.cpu is None:
+        raise MicroError(f"board {name!r} is not a Cortex-M board QEMU emulates: pick mps2-an500")
+    for what, size in (("SRAM", spec.sram_bytes), ("flash", spec.flash_bytes)):
+        if size > QEMU_REGION_BYTES:
+            raise MicroError(f"board {name!r}: {what} budget {size} B exceeds QEMU's 4 MiB region")
+    return name
+
+
+def _target_arch(board: Board, float_abi: str) -> str:
+    flags = f"-mcpu={board.cpu} -mthumb -mfloat-abi={float_abi}"
+    if float_abi == "hard":
+        if board.fpu is None:
+            raise MicroError(f"board {board.name!r} has no FPU: use --float-abi soft")
+        flags += f" -mfpu={board.fpu}"
+    return flags
+
+
+def _render(template: str, **values: object) -> str:
+    return string.Template((TEMPLATES / template).read_text()).substitute(values)
+
+
+def _write_baremetal(root: Path, board: Board, float_abi: str, stack_bytes: int) -> None:
+    shutil.copytree(
+        TEMPLATES / "baremetal",
+        root / "platform" / "baremetal",
+        ignore=shutil.ignore_patterns("*.in"),
+    )
+    (root / "linker.ld").write_text(
+        _render(
+            "baremetal/linker.ld.in",
+            board=board.name,
+            sram_bytes=board.sram_bytes,
+            flash_bytes=board.flash_bytes,
+            stack_bytes=stack_bytes,
+        )
+    )
+    (root / "Makefile").write_text(
+        _render(
+            "Makefile.in",
+            platform="baremetal",
+            board=board.name,
+            firmware_note=" and build/firmware.elf (arm-none-eabi-gcc)",
+            target_arch=_target_arch(board, float_abi),
+        )
+    )
+
+
+def _write_zephyr(root: Path, board: str, float_abi: str, stack_bytes: int) -> None:
+    for item in ("CMakeLists.txt", "prj.conf", "boards", "src"):
+        src = ZEPHYR_TEMPLATE / item
+        if src.is_dir():
+            shutil.copytree(src, root / item)
+        else:
+            shutil.copy2(src, root / item)
+    fpu = "CONFIG_FPU=y\nCONFIG_FP_HARDABI=y\n" if float_abi == "hard" else "CONFIG_FPU=n\n"
+    with open(root / "prj.conf", "a") as conf:
+        conf.write(
+            f"\n# Set by tvm-mcuformer micro create (board {board}, {float_abi} float)\n"
+            f"CONFIG_MAIN_STACK_SIZE={stack_bytes}\n{fpu}"
+        )
+    (root / "Makefile").write_text(
+        _render(
+            "Makefile.in",
+            platform="zephyr",
+            board=board,
+            firmware_note=" (the firmware is built by west)",
+            target_arch="",
+        )
+    )
+
+
+def _populate(
+    root: Path,
+    art: _Artifact,
+    platform: str,
+    board: str,
+    float_abi: str,
+    stack_bytes: int,
+    artifact: Path,
+) -> None:
+    for rel, data in art.files.items():
+        dest = root / "model" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    shutil.copytree(TEMPLATES / "core", root / "core")
+    shutil.copytree(TEMPLATES / "host", root / "platform" / "host")
+    if platform == "baremetal":
+        _write_baremetal(root, get_board(board), float_abi, stack_bytes)
+    else:
+        _write_zephyr(root, board, float_abi, stack_bytes)
+    (root / "metadata.json").write_text(json.dumps(art.metadata, indent=2) + "\n")
+    config = {
+        "format": PROJECT_FORMAT,
+        "platform": platform,
+        "board": board,
+        "float_abi": float_abi,
+        "stack_bytes": stack_bytes,
+        "artifact": str(artifact.resolve()),
+        "input_bytes": art.sizes["MCUFORMER_INPUT_BYTES"],
+        "output_bytes": art.sizes["MCUFORMER_OUTPUT_BYTES"],
+        "arena_bytes": art.sizes["MCUFORMER_ARENA_BYTES"],
+    }
+    (root / "project.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def create_project(
+    project_dir: str | Path,
+    artifact: str | Path,
+    platform: str,
+    board: str | None = None,
+    float_abi: str = "hard",
+    stack_bytes: int | None = None,
+    force: bool = False,
+) -> Project:
+    """Create ``project_dir`` for ``artifact`` on ``platform`` ("baremetal" or "zephyr").
+
+    ``board`` defaults to the artifact's metadata board (else mps2-an500) on bare metal and to
+    nucleo_f746zg on Zephyr. ``stack_bytes`` defaults to the stack the compiler budgeted
+    (metadata ``memory.stack_reserve_bytes``), else 16 KiB. An existing non-empty
+    ``project_dir`` is refused unless ``force``, which replaces it. Raises :class:`MicroError`
+    on bad input, leaving no partial output.
+    """
+    root = Path(project_dir)
+    artifact = Path(artifact)
+    if platform not in PLATFORMS:
+        raise MicroError(f"unknown platform {platform!r}: choose one of {', '.join(PLATFORMS)}")
+    if float_abi not in FLOAT_ABIS:
+        raise MicroError(f"unknown float ABI {float_abi!r}: choose one of {', '.join(FLOAT_ABIS)}")
+    if root.exists() and not root.is_dir():
+        raise MicroError(f"project path {root} exists and is not a directory")
+    if root.is_dir() and any(root.iterdir()) and not force:
+        raise MicroError(
+            f"project directory {root} exists and is not empty: pass --force to replace it"
+        )
+    art = _read_artifact(artifact)
+    if stack_bytes is None:
+        stack_bytes = art.metadata.get("memory", {}).get("stack_reserve_bytes", DEFAULT_STACK_BYTES)
+    if not isinstance(stack_bytes, int) or stack_bytes < 1024 or stack_bytes % 8:
+        raise MicroError(f"stack size {stack_bytes} B: use a multiple of 8 bytes, at least 1 KiB")
+    board = _resolve_board(platform, board, art.metadata)
+    if platform == "baremetal":
+        _target_arch(get_board(board), float_abi)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        _populate(staging, art, platform, board, float_abi, stack_bytes, artifact)
+        if root.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old.", dir=root.parent))
+            root.rename(old / "project")
+            staging.rename(root)
+            shutil.rmtree(old)
+        else:
+            staging.rename(root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_project(root)
+
+
+def load_project(project_dir: str | Path) -> Project:
+    """Read the project at ``project_dir``; raise :class:`MicroError` if it is not one."""
+    root = Path(project_dir)
+    config_path = root / "project.json"
+    if not config_path.is_file():
+        raise MicroError(f"{root} is not a micro project (no project.json): run `micro create`")
+    try:
+        config = json.loads(config_path.read_text())
+        metadata = json.loads((root / "metadata.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise MicroError(f"{root}: cannot read project files ({e}): recreate the project") from None
+    if config.get("format") != PROJECT_FORMAT:
+        raise MicroError(f"{config_path}: unsupported project format, recreate the project")
+    where = f"{root / 'metadata.json'}"
+    return Project(
+        root=root,
+        platform=config["platform"],
+        board=config["board"],
+        float_abi=config["float_abi"],
+        stack_bytes=config["stack_bytes"],
+        input_bytes=config["input_bytes"],
+        output_bytes=config["output_bytes"],
+        arena_bytes=config["arena_bytes"],
+        inputs=_tensor_specs(metadata.get("inputs"), "inputs", where),
+        outputs=_tensor_specs(metadata.get("outputs"), "outputs", where),
+        metadata=metadata,
+    )
