@@ -37,12 +37,16 @@ def trained(tmp_path_factory):
     return path, evaluate_top1(model, xt, yt)
 
 
-@pytest.mark.parametrize(("board", "float_abi"), [("mps2-an500", "hard"), ("mps2-an386", "soft")])
-def test_vit_runs_on_qemu_and_equals_host_build(trained, tmp_path, board, float_abi):
+@pytest.mark.parametrize(
+    ("board", "float_abi", "sram"),
+    [("mps2-an500", "hard", None), ("mps2-an386", "soft", "200KiB")],
+)
+def test_vit_runs_on_qemu_and_equals_host_build(trained, tmp_path, board, float_abi, sram):
     pt2, float_top1 = trained
     assert float_top1 > 0.85
     tar, project, report_path = tmp_path / "m.tar", tmp_path / "proj", tmp_path / "r.json"
-    assert cli_main(["compile", str(pt2), "-o", str(tar), "--board", board]) == 0
+    budget = ["--sram", sram] if sram else []
+    assert cli_main(["compile", str(pt2), "-o", str(tar), "--board", board, *budget]) == 0
     assert (
         cli_main(
             [
@@ -86,5 +90,8 @@ def test_vit_runs_on_qemu_and_equals_host_build(trained, tmp_path, board, float_
     assert mem["measured"]["peak_sram_bytes"] <= mem["budget"]["sram_bytes"]
     assert mem["measured"]["peak_sram_bytes"] >= mem["planned_arena_bytes"]
     assert mem["flash_bytes"] <= mem["budget"]["flash_bytes"]
+    # A compile budget tighter than the board's memory holds the firmware too.
+    assert mem["budget"]["sram_bytes"] == (200 * 1024 if sram else 320 * 1024)
+    assert f"{mem['budget']['sram_bytes']} B SRAM" in (project / "linker.ld").read_text()
     # 1 MAC costs at least one multiply instruction: the count is real, not a constant.
     assert lat["instructions_per_inference"] > lat["macs"] > 0

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tvm_mcuformer.micro import MicroError, elf
-from tvm_mcuformer.micro.project import Project, TensorSpec, load_project
+from tvm_mcuformer.micro.project import Project, TensorSpec, load_project, memory_budget
 from tvm_mcuformer.micro.transport import DEFAULT_TIMEOUT, check_info, open_device, start_host
 
 ARENA_SYMBOL = "mcuformer_arena"
@@ -115,7 +115,7 @@ def _memory_report(project: Project, stack_used: int) -> dict:
     planned = project.metadata.get("memory", {})
     board = project.qemu_board
     budget = (
-        {"sram_bytes": board.sram_bytes, "flash_bytes": board.flash_bytes}
+        memory_budget(board, project.metadata)
         if board is not None
         else planned.get("budget", {"sram_bytes": None, "flash_bytes": None})
     )
@@ -123,6 +123,8 @@ def _memory_report(project: Project, stack_used: int) -> dict:
     reserved = usage.static_ram_bytes + usage.stack_reserved_bytes
     return {
         "planned_arena_bytes": planned.get("planned_arena_bytes"),
+        "lower_bound_bytes": planned.get("lower_bound_bytes"),
+        "naive_bytes": planned.get("naive_bytes"),
         "weight_bytes": planned.get("weight_bytes"),
         "measured": {
             "static_ram_bytes": usage.static_ram_bytes,

@@ -250,7 +250,22 @@ def _render(template: str, **values: object) -> str:
     return string.Template((TEMPLATES / template).read_text()).substitute(values)
 
 
-def _write_baremetal(root: Path, board: Board, float_abi: str, stack_bytes: int) -> None:
+def memory_budget(board: Board, metadata: dict) -> dict[str, int]:
+    """SRAM/flash the firmware may use: the compile budget, capped by the board's memory.
+
+    ``tvm-mcuformer compile --sram/--flash`` may set a tighter budget than the
+    board has; the linker script and the report then hold the image to it.
+    """
+    compiled = metadata.get("memory", {}).get("budget", {})
+    return {
+        "sram_bytes": min(board.sram_bytes, compiled.get("sram_bytes") or board.sram_bytes),
+        "flash_bytes": min(board.flash_bytes, compiled.get("flash_bytes") or board.flash_bytes),
+    }
+
+
+def _write_baremetal(
+    root: Path, board: Board, budget: dict[str, int], float_abi: str, stack_bytes: int
+) -> None:
     shutil.copytree(
         TEMPLATES / "baremetal",
         root / "platform" / "baremetal",
@@ -260,8 +275,8 @@ def _write_baremetal(root: Path, board: Board, float_abi: str, stack_bytes: int)
         _render(
             "baremetal/linker.ld.in",
             board=board.name,
-            sram_bytes=board.sram_bytes,
-            flash_bytes=board.flash_bytes,
+            sram_bytes=budget["sram_bytes"],
+            flash_bytes=budget["flash_bytes"],
             stack_bytes=stack_bytes,
         )
     )
@@ -316,7 +331,8 @@ def _populate(
     shutil.copytree(TEMPLATES / "core", root / "core")
     shutil.copytree(TEMPLATES / "host", root / "platform" / "host")
     if platform == "baremetal":
-        _write_baremetal(root, get_board(board), float_abi, stack_bytes)
+        spec = get_board(board)
+        _write_baremetal(root, spec, memory_budget(spec, art.metadata), float_abi, stack_bytes)
     else:
         _write_zephyr(root, board, float_abi, stack_bytes)
     (root / "metadata.json").write_text(json.dumps(art.metadata, indent=2) + "\n")
