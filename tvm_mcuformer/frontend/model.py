@@ -4,25 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import tvm
 from tvm import relax
 
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, static shape and dtype of one model input or output."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+from ..tensor_spec import TensorSpec
 
 
 def _tensor_spec(name: str, ty) -> TensorSpec:

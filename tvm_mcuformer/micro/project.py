@@ -20,7 +20,6 @@ failure leaves nothing behind. :func:`load_project` reads a project back.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import string
@@ -31,6 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from tvm_mcuformer.boards import DEFAULT_BOARD, Board, get_board
 from tvm_mcuformer.micro import MicroError
+from tvm_mcuformer.tensor_spec import DTYPE_BYTES, TensorSpec
 
 PLATFORMS = ("baremetal", "zephyr")
 FLOAT_ABIS = ("hard", "soft")
@@ -38,7 +38,6 @@ DEFAULT_STACK_BYTES = 16 * 1024
 DEFAULT_ZEPHYR_BOARD = "nucleo_f746zg"
 PROJECT_FORMAT = 1
 QEMU_REGION_BYTES = 4 * 1024 * 1024  # RAM QEMU maps at 0x0 and at 0x20000000 on mps2 boards
-DTYPE_BYTES = {"float32": 4, "int8": 1, "int32": 4}
 
 TEMPLATES = Path(__file__).parent / "templates"
 ZEPHYR_TEMPLATE = Path(__file__).resolve().parents[2] / "zephyr_project"
@@ -47,21 +46,6 @@ _HEADER = "codegen/host/include/mcuformer_model.h"
 _DEFINE_RE = r"^\s*#\s*define\s+{}\s+\(?\s*(\d+)[uUlL]*\s*\)?\s*$"
 _MODEL_DIRS = (("codegen/host/include/", "include/"), ("codegen/host/src/", "src/"))
 _SIZE_DEFINES = ("MCUFORMER_INPUT_BYTES", "MCUFORMER_OUTPUT_BYTES", "MCUFORMER_ARENA_BYTES")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One model input or output as metadata.json describes it."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    scale: float | None = None
-    zero_point: int | None = None
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
 
 
 @dataclass(frozen=True)
