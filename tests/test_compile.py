@@ -46,7 +46,7 @@ def tiny_pt2(tmp_path_factory):
 def tiny_artifact(tiny_pt2, tmp_path_factory):
     path, _ = tiny_pt2
     out = tmp_path_factory.mktemp("artifact") / "tiny.tar"
-    compile_model(path, CompileOptions(board="mps2-an500")).write(out)
+    compile_model(path, CompileOptions(board="mps2-an500", quantize="none")).write(out)
     return out
 
 
@@ -182,13 +182,15 @@ def test_planner_never_overlaps_live_buffers(tiny_pt2):
 
 def test_over_budget_model_fails_with_budget_message_and_no_artifact(tiny_pt2, tmp_path, capsys):
     out = tmp_path / "too_big.tar"
-    code = cli_main(["compile", str(tiny_pt2[0]), "-o", str(out), "--sram", "2KiB"])
+    code = cli_main(
+        ["compile", str(tiny_pt2[0]), "-o", str(out), "--sram", "2KiB", "--quantize", "none"]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert "budget" in err and "2048" in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
     with pytest.raises(BudgetError, match="flash budget"):
-        compile_model(tiny_pt2[0], CompileOptions(flash_bytes=1024))
+        compile_model(tiny_pt2[0], CompileOptions(flash_bytes=1024, quantize="none"))
 
 
 def test_bad_model_file_is_a_clear_error(tmp_path, capsys):

@@ -15,14 +15,23 @@ from .boards import BOARDS, DEFAULT_BOARD, parse_size
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from .compiler import CompileOptions, compile_model
+    from .frontend import import_model
+    from .quantize import QuantConfig
 
     opts = CompileOptions(
         board=args.board,
         sram_bytes=parse_size(args.sram) if args.sram else None,
         flash_bytes=parse_size(args.flash) if args.flash else None,
         planner=args.planner,
+        quantize=args.quantize,
+        quant=QuantConfig(calibration=args.calib_method, ln_iterations=args.ln_iterations),
     )
-    artifact = compile_model(args.model, opts)
+    model = import_model(args.model)
+    if args.quantize == "int8" and args.calib:
+        from .data.calibration import load_calibration
+
+        opts.calibration = load_calibration(args.calib, model.inputs[0].shape, args.calib_samples)
+    artifact = compile_model(model, opts)
     path = artifact.write(args.output)
     mem = artifact.metadata["memory"]
     print(f"wrote {path}")
@@ -54,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sram", help="SRAM budget, e.g. 320KiB (default: the board's)")
     p.add_argument("--flash", help="flash budget, e.g. 1MiB (default: the board's)")
     p.add_argument("--planner", default="best", help="arena planner algorithm")
+    p.add_argument(
+        "--quantize", default="int8", choices=["int8", "none"], help="int8 (default) or float"
+    )
+    p.add_argument(
+        "--calib", help="calibration data: digits, mnist5k, imagefolder:PATH or FILE.npz"
+    )
+    p.add_argument("--calib-samples", type=int, default=256, help="calibration images (256)")
+    p.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile"])
+    p.add_argument("--ln-iterations", type=int, default=3, help="LayerNorm Newton steps (3)")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("demo", help="train, compile, deploy and evaluate a ViT on MNIST-5k")

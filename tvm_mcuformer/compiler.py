@@ -2,7 +2,8 @@
 
 Data flow (one object per stage)::
 
-    path ─frontend─▶ ImportedModel ─lowering─▶ KernelProgram ─planner─▶ ArenaPlan
+    path ─frontend─▶ ImportedModel ─quantize (int8, default)─▶ ImportedModel
+         ─lowering─▶ KernelProgram ─planner─▶ ArenaPlan
          ─codegen─▶ Artifact (C sources + metadata.json) ─write─▶ ARTIFACT.tar
 
 A model that cannot fit the board's SRAM or flash budget raises
@@ -11,9 +12,11 @@ A model that cannot fit the board's SRAM or flash budget raises
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import numpy as np
 
 from .artifact import Artifact
 from .boards import DEFAULT_BOARD, Board, get_board
@@ -24,6 +27,9 @@ from .lowering import KernelProgram, TensorKind, lower
 from .lowering.macs import count_macs
 from .planner import ArenaPlan, plan_arena
 from .planner.liveness import live_bytes_per_call
+from .quantize import QuantConfig, quantize_model
+
+QUANTIZE_MODES = ("int8", "none")
 
 # SRAM the firmware needs beside the arena: the call stack and the I/O frames.
 DEFAULT_STACK_RESERVE = 8 * 1024
@@ -45,6 +51,9 @@ class CompileOptions:
     flash_bytes: int | None = None
     planner: str = "best"
     stack_reserve_bytes: int = DEFAULT_STACK_RESERVE
+    quantize: str = "int8"
+    calibration: np.ndarray | None = None  # int8: model inputs stacked on axis 0
+    quant: QuantConfig = field(default_factory=QuantConfig)
 
     def resolve(self) -> tuple[Board, int, int]:
         board = get_board(self.board)
@@ -117,13 +126,39 @@ def _ops_report(program: KernelProgram, plan: ArenaPlan) -> list[dict]:
     return ops
 
 
+def _quant_report(opts: CompileOptions) -> dict | None:
+    if opts.quantize == "none":
+        return None
+    q = opts.quant
+    return {
+        "scheme": "int8 symmetric: per-output-channel weights, per-tensor activations",
+        "calibration": q.calibration,
+        "calibration_samples": len(opts.calibration),
+        "gelu": q.gelu,
+        "layernorm": q.layernorm,
+        "softmax": q.softmax,
+        "layernorm_iterations": q.ln_iterations,
+        "integer_only": q.integer_only,
+    }
+
+
 def compile_model(
     model: ImportedModel | str | Path, options: CompileOptions | None = None
 ) -> Artifact:
     """Compile ``model`` (an :class:`ImportedModel` or a model file) into an :class:`Artifact`."""
     opts = options or CompileOptions()
     board, _, _ = opts.resolve()
+    if opts.quantize not in QUANTIZE_MODES:
+        raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}")
+    if opts.quantize == "int8" and opts.calibration is None:
+        raise ValueError(
+            "int8 quantization needs calibration data: pass --calib DATASET "
+            "(digits, mnist5k, imagefolder:PATH or FILE.npz), or --quantize none to keep float"
+        )
     imported = model if isinstance(model, ImportedModel) else import_model(model)
+    float_model = imported
+    if opts.quantize == "int8":
+        imported = quantize_model(imported, opts.calibration, opts.quant)
     lowered, program = lower(imported)
     plan = plan_arena(program, opts.planner)
     memory = _memory_report(program, plan, opts)
@@ -136,7 +171,8 @@ def compile_model(
         "codegen/host/src/mcuformer_model.c": emit_driver(program, plan, weights),
         "codegen/host/src/mcuformer_kernels.c": emit_c(program.kernels),
         "codegen/host/src/mcuformer_math.c": _runtime_file("mcuformer_math.c"),
-        "src/relax.txt": imported.mod.script(),
+        "src/relax.txt": float_model.mod.script(),
+        **({"src/relax_int8.txt": imported.mod.script()} if imported is not float_model else {}),
         "src/lowered.txt": lowered.script(),
     }
     metadata = {
@@ -147,7 +183,8 @@ def compile_model(
         "inputs": [t.to_json() for t in imported.inputs],
         "outputs": [t.to_json() for t in imported.outputs],
         "memory": memory,
-        "macs": count_macs(imported.mod),
+        "macs": count_macs(float_model.mod),
+        "quantization": _quant_report(opts),
         "ops": _ops_report(program, plan),
     }
     return Artifact(metadata, files)

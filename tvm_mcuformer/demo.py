@@ -23,10 +23,9 @@ from .micro.build import build_project
 from .micro.evaluate import evaluate
 from .micro.project import create_project
 from .models import DEMO_CONFIG, build_vit, count_macs
-from .training import evaluate_top1, export_pt2, train
+from .training import DEMO_RECIPE, evaluate_top1, export_pt2, train
 
 DATASET = "mnist5k"
-DEFAULT_EPOCHS = 30
 
 
 def _step(msg: str) -> None:
@@ -49,7 +48,8 @@ def run_demo(
     x_test, y_test = load_split(DATASET, "test", seed=seed)
     _step(f"training a ViT ({DEMO_CONFIG.num_tokens} tokens) on {len(x_train)} MNIST-5k images")
     torch.manual_seed(seed)
-    model = train(build_vit(DEMO_CONFIG), x_train, y_train, epochs or DEFAULT_EPOCHS, seed=seed)
+    recipe = {**DEMO_RECIPE, "epochs": epochs or DEMO_RECIPE["epochs"]}
+    model = train(build_vit(DEMO_CONFIG), x_train, y_train, seed=seed, **recipe)
     float_top1 = evaluate_top1(model, x_test, y_test)
     _step(f"float top-1 on {len(x_test)} test images: {float_top1:.4f}")
 

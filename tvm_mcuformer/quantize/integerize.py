@@ -1,0 +1,354 @@
+"""Rewrite a calibrated float Relax ``main`` into an integer-only int8 Relax module.
+
+The rewrite walks ``main``'s bindings in order and keeps, for every float
+variable, one of
+
+* :class:`Q` — an int8 tensor with its scale (real = scale · q);
+* :class:`Acc` — an int32 accumulator whose scale may differ per channel; it is
+  *requantized* to int8 (multiplier + shift computed here, at compile time) only
+  when something other than a bias add consumes it;
+* :class:`Const` — a float constant (weights, biases), quantized where it is used.
+
+Scalar multiplies/divides (the attention scale) cost nothing: they change the
+scale, not the data. Layout ops run unchanged on int8. Matmul/conv become
+int8×int8→int32 with per-output-channel symmetric weight scales and the bias
+quantized to the accumulator's scale (activations are symmetric, so there is
+no zero point to fold). Composite functions from
+:mod:`tvm_mcuformer.relax_passes.recognize` become one fused integer GeLU,
+LayerNorm or softmax kernel. Anything else is refused with the operator's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax, te
+from tvm.ir.expr import GenericConst
+
+from .. import ops
+from ..relax_passes.recognize import GELU, LAYER_NORM, SOFTMAX
+from .config import QuantConfig
+
+QMAX = 127
+LAYOUT_OPS = {
+    "relax.reshape",
+    "relax.permute_dims",
+    "relax.strided_slice",
+    "relax.squeeze",
+    "relax.expand_dims",
+    "relax.broadcast_to",
+    "relax.flatten",
+}
+
+
+@dataclass
+class Q:
+    expr: relax.Expr
+    scale: float
+
+
+@dataclass
+class Acc:
+    expr: relax.Expr
+    scale: np.ndarray  # per channel along ``axis`` (or one element)
+    axis: int
+
+
+@dataclass
+class Const:
+    value: np.ndarray
+
+
+def _key(expr) -> int:
+    return expr.__chandle__()
+
+
+def _requantize_axis(acc: te.Tensor, m: te.Tensor, shift: te.Tensor, axis: int) -> te.Tensor:
+    """Per-channel requantize along any axis (``ops.requantize`` broadcasts on the last)."""
+    return te.compute(
+        acc.shape,
+        lambda *i: ops.requantize_expr(acc[i], m[i[axis]], shift[i[axis]]),
+        name="requantize",
+    )
+
+
+def _weight_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights with one scale per slice along ``axis``."""
+    reduce = tuple(a for a in range(w.ndim) if a != axis % w.ndim)
+    amax = np.abs(w).max(axis=reduce, keepdims=True)
+    scale = np.where(amax > 0, amax / QMAX, 1.0)
+    q = np.clip(np.round(w / scale), -QMAX, QMAX).astype(np.int8)
+    return q, scale.reshape(-1)
+
+
+class _Integerizer:
+    def __init__(self, mod: tvm.IRModule, ranges: dict[int, float], config: QuantConfig):
+        self.mod = mod
+        self.ranges = ranges
+        self.config = config
+        self.bb = relax.BlockBuilder()
+        self.env: dict[int, Q | Acc | Const] = {}
+
+    # -- values ---------------------------------------------------------------
+    def scale_of(self, var) -> float:
+        return self.ranges[_key(var)] / QMAX
+
+    def value(self, expr) -> Q | Acc | Const:
+        if isinstance(expr, GenericConst):
+            return Const(expr.value.numpy())
+        try:
+            return self.env[_key(expr)]
+        except KeyError:
+            raise ValueError(f"unsupported expression {expr}") from None
+
+    def q(self, expr, var_for_scale) -> Q:
+        """``expr`` as int8; an accumulator is requantized to ``var_for_scale``'s range."""
+        v = self.value(expr)
+        if isinstance(v, Q):
+            return v
+        if isinstance(v, Acc):
+            return self.materialize(v, self.scale_of(var_for_scale))
+        raise ValueError("a constant where an activation was expected")
+
+    def materialize(self, acc: Acc, out_scale: float) -> Q:
+        m, shift = ops.quantize_multipliers(np.asarray(acc.scale, np.float64) / out_scale)
+        if m.size == 1:
+            expr = self.bb.emit_te(ops.requantize, acc.expr, int(m[0]), int(shift[0]))
+        else:
+            mc, sc = relax.const(m.astype(np.int32)), relax.const(shift.astype(np.int32))
+            expr = self.bb.emit_te(_requantize_axis, acc.expr, mc, sc, acc.axis)
+        return Q(expr, out_scale)
+
+    # -- ops ------------------------------------------------------------------
+    def bind(self, var, call) -> Q | Acc | Const:
+        if isinstance(call, relax.Call) and isinstance(call.op, relax.GlobalVar):
+            return self.composite(var, call)
+        if not isinstance(call, relax.Call):
+            return self.value(call)
+        name = call.op.name
+        if name in LAYOUT_OPS:
+            return self.layout(var, call, self.value(call.args[0]))
+        args = [self.value(a) for a in call.args]
+        if name == "relax.nn.conv2d":
+            return self.conv2d(call, args)
+        if name == "relax.matmul":
+            return self.matmul(call, args)
+        if name == "relax.add":
+            return self.add(var, call, args)
+        if name in ("relax.multiply", "relax.divide"):
+            return self.rescale(name, call, args)
+        if name == "relax.mean":
+            return self.mean(var, call)
+        raise ValueError(
+            f"operator {name} has no integer kernel (in {var.name} = {call}); "
+            "compile with --quantize none to keep float"
+        )
+
+    def layout(self, var, call, x) -> Q | Const:
+        if isinstance(x, Const):
+            return Const(_const_layout(call, x.value))
+        xq = self.q(call.args[0], call.args[0])
+        new = relax.Call(call.op, [xq.expr, *call.args[1:]], call.attrs, call.ty_args)
+        return Q(self.bb.emit(new), xq.scale)
+
+    def conv2d(self, call, args) -> Acc:
+        x, w = args
+        if not isinstance(w, Const):
+            raise ValueError("conv2d with a computed weight is not supported")
+        attrs = call.attrs
+        if int(attrs.groups) != 1 or any(int(d) != 1 for d in attrs.dilation):
+            raise ValueError("only conv2d with groups = 1 and dilation 1 is supported")
+        xq = self.q(call.args[0], call.args[0])
+        wq, ws = _weight_per_channel(w.value, axis=0)
+        stride = tuple(int(s) for s in attrs.strides)
+        padding = tuple(int(p) for p in attrs.padding)
+        acc = self.bb.emit_te(ops.conv2d_int, xq.expr, relax.const(wq), stride, padding)
+        return Acc(acc, xq.scale * ws, axis=1)
+
+    def matmul(self, call, args) -> Acc:
+        a, b = args
+        aq = self.q(call.args[0], call.args[0])
+        if isinstance(b, Const):
+            wq, ws = _weight_per_channel(b.value, axis=-1)
+            acc = self.bb.emit_te(ops.matmul_int, aq.expr, relax.const(wq))
+            return Acc(acc, aq.scale * ws, axis=-1)
+        bq = self.q(call.args[1], call.args[1])
+        acc = self.bb.emit_te(ops.matmul_int, aq.expr, bq.expr)
+        return Acc(acc, np.array([aq.scale * bq.scale]), axis=-1)
+
+    def add(self, var, call, args) -> Q | Acc:
+        a, b = args
+        if isinstance(a, Const):
+            a, b = b, a
+            lhs, rhs = call.args[1], call.args[0]
+        else:
+            lhs, rhs = call.args[0], call.args[1]
+        if isinstance(a, Acc) and isinstance(b, Const):
+            return self.bias_add(a, b.value)
+        out_scale = self.scale_of(var)
+        aq = self.q(lhs, lhs)
+        if isinstance(b, Const):
+            amax = float(np.abs(b.value).max()) or 1.0
+            bq = Q(
+                relax.const(
+                    np.clip(np.round(b.value / (amax / QMAX)), -QMAX, QMAX).astype(np.int8)
+                ),
+                amax / QMAX,
+            )
+        else:
+            bq = self.q(rhs, rhs)
+        expr = self.bb.emit_te(ops.add_int, aq.expr, bq.expr, aq.scale, bq.scale, out_scale)
+        return Q(expr, out_scale)
+
+    def bias_add(self, acc: Acc, bias: np.ndarray) -> Acc:
+        shape = [1] * bias.ndim
+        if bias.ndim:
+            shape[acc.axis] = -1
+        scale = acc.scale.reshape(shape) if acc.scale.size > 1 else acc.scale[0]
+        bq = np.round(bias / scale)
+        if np.abs(bq).max(initial=0) >= 2**31:
+            raise ValueError("a bias overflows int32 at its accumulator scale")
+        expr = self.bb.emit(relax.op.add(acc.expr, relax.const(bq.astype(np.int32))))
+        return Acc(expr, acc.scale, acc.axis)
+
+    def rescale(self, name, call, args) -> Q | Acc:
+        x, c = args
+        if not isinstance(c, Const) or c.value.size != 1 or float(c.value) <= 0:
+            raise ValueError(f"{name} is supported only by a positive scalar constant")
+        factor = float(c.value) if name == "relax.multiply" else 1.0 / float(c.value)
+        if isinstance(x, Q):
+            return Q(x.expr, x.scale * factor)
+        if isinstance(x, Acc):
+            return Acc(x.expr, x.scale * factor, x.axis)
+        raise ValueError(f"{name} of two constants was not folded")
+
+    def mean(self, var, call) -> Q:
+        axes = [int(a) for a in call.attrs.axis]
+        if len(axes) != 1 or bool(call.attrs.keepdims):
+            raise ValueError("mean is supported over one axis without keepdims")
+        xq = self.q(call.args[0], call.args[0])
+        out_scale = self.scale_of(var)
+        expr = self.bb.emit_te(ops.mean_int, xq.expr, axes[0], xq.scale, out_scale)
+        return Q(expr, out_scale)
+
+    def composite(self, var, call) -> Q:
+        func = self.mod[call.op]
+        kind = func.attrs["Composite"] if func.attrs and "Composite" in func.attrs else None
+        consts = {
+            _key(p): self.value(a).value
+            for p, a in zip(func.params, call.args, strict=True)
+            if isinstance(self.value(a), Const)
+        }
+        act = next(a for a in call.args if not isinstance(self.value(a), Const))
+        xq = self.q(act, act)
+        if kind == GELU:
+            out_scale = self.scale_of(var)
+            op = ops.gelu_int if self.config.gelu == "int" else ops.gelu_float
+            return Q(self.bb.emit_te(op, xq.expr, xq.scale, out_scale), out_scale)
+        if kind == SOFTMAX:
+            op = ops.softmax_int if self.config.softmax == "int" else ops.softmax_float
+            return Q(self.bb.emit_te(op, xq.expr, xq.scale), ops.SOFTMAX_OUT_SCALE)
+        if kind == LAYER_NORM:
+            gamma, beta, eps = _layer_norm_constants(func, consts)
+            out_scale = self.scale_of(var)
+            if self.config.layernorm == "int":
+                g, b = ops.layernorm_int_params(gamma, beta, out_scale)
+                expr = self.bb.emit_te(
+                    ops.layernorm_int,
+                    xq.expr,
+                    relax.const(g),
+                    relax.const(b),
+                    eps,
+                    xq.scale,
+                    iterations=self.config.ln_iterations,
+                )
+            else:
+                expr = self.bb.emit_te(
+                    ops.layernorm_float,
+                    xq.expr,
+                    relax.const(gamma.astype(np.float32)),
+                    relax.const(beta.astype(np.float32)),
+                    eps,
+                    xq.scale,
+                    out_scale,
+                )
+            return Q(expr, out_scale)
+        raise ValueError(f"call of {call.op.name_hint} (composite {kind}) is not supported")
+
+    # -- driver ---------------------------------------------------------------
+    def run(self) -> tuple[tvm.IRModule, list[float], list[float]]:
+        main = self.mod["main"]
+        params = []
+        for p in main.params:
+            shape = [int(d) for d in p.ty.shape.values]
+            qp = relax.Var(p.name, relax.TensorType(shape, "int8"))
+            params.append(qp)
+            self.env[_key(p)] = Q(qp, self.scale_of(p))
+        with self.bb.function("main", params):
+            with self.bb.dataflow():
+                for block in main.body.blocks:
+                    for b in block.bindings:
+                        if isinstance(b.value, relax.Tuple):
+                            continue
+                        self.env[_key(b.var)] = self.bind(b.var, b.value)
+                result = main.body.body
+                fields = _result_vars(main, result)
+                outs = [self.q(f, f) for f in fields]
+                out = self.bb.emit_output(
+                    relax.Tuple([o.expr for o in outs]) if len(outs) > 1 else outs[0].expr
+                )
+            self.bb.emit_func_output(out)
+        in_scales = [self.scale_of(p) for p in main.params]
+        return self.bb.finalize(), in_scales, [o.scale for o in outs]
+
+
+def _result_vars(main, result) -> list:
+    if isinstance(result, relax.Tuple):
+        return list(result.fields)
+    for block in main.body.blocks:
+        for b in block.bindings:
+            if b.var.same_as(result) and isinstance(b.value, relax.Tuple):
+                return list(b.value.fields)
+    return [result]
+
+
+def _const_layout(call, value: np.ndarray) -> np.ndarray:
+    name = call.op.name
+    if name == "relax.reshape":
+        return value.reshape([int(d) for d in call.args[1].values])
+    if name == "relax.permute_dims":
+        axes = call.attrs.axes
+        return np.transpose(value, None if axes is None else [int(a) for a in axes])
+    raise ValueError(f"{name} of a constant is not supported")
+
+
+def _layer_norm_constants(func, consts: dict[int, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """γ, β and ε of a LayerNorm composite, fused or decomposed."""
+    bindings = [b for block in func.body.blocks for b in block.bindings]
+
+    def const_arg(call) -> np.ndarray | None:
+        for a in call.args:
+            if isinstance(a, GenericConst):
+                return a.value.numpy()
+            if _key(a) in consts:
+                return consts[_key(a)]
+        return None
+
+    for b in bindings:
+        if isinstance(b.value, relax.Call) and b.value.op.name == "relax.nn.layer_norm":
+            gamma, beta = (consts[_key(a)] for a in b.value.args[1:3])
+            return gamma, beta, float(b.value.attrs.epsilon)
+    names = [b.value.op.name for b in bindings]
+    eps = const_arg(bindings[names.index("relax.add")].value)
+    gamma = const_arg(bindings[len(names) - 2].value)
+    beta = const_arg(bindings[-1].value)
+    return gamma, beta, float(np.asarray(eps).reshape(-1)[0])
+
+
+def integerize(
+    mod: tvm.IRModule, ranges: dict[int, float], config: QuantConfig
+) -> tuple[tvm.IRModule, list[float], list[float]]:
+    """Return the integer module and the scales of its inputs and outputs."""
+    return _Integerizer(mod, ranges, config).run()
