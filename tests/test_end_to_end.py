@@ -3,50 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 
 import pytest
-import torch
 
 from tvm_mcuformer.cli import main as cli_main
-from tvm_mcuformer.data import load_split
-from tvm_mcuformer.models import ViTConfig, build_vit
-from tvm_mcuformer.training import evaluate_top1, export_pt2, train
-
-CFG = ViTConfig(
-    img_size=8,
-    patch_size=4,
-    in_chans=1,
-    num_classes=10,
-    embed_dim=32,
-    depth=1,
-    num_heads=2,
-    mlp_ratio=2.0,
-    gelu="gelu",
-)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    torch.set_num_threads(1)
-    x, y = load_split("digits", "train")
-    torch.manual_seed(0)
-    model = train(build_vit(CFG), x, y, epochs=30, seed=0, progress=False)
-    xt, yt = load_split("digits", "test")
-    path = tmp_path_factory.mktemp("e2e") / "vit.pt2"
-    export_pt2(model, torch.from_numpy(xt[:1]), path)
-    return path, evaluate_top1(model, xt, yt)
 
 
 @pytest.mark.parametrize(
-    ("board", "float_abi", "sram"),
-    [("mps2-an500", "hard", None), ("mps2-an386", "soft", "200KiB")],
+    ("board", "float_abi", "sram", "quantize"),
+    [("mps2-an500", "hard", None, "none"), ("mps2-an386", "soft", "200KiB", "int8")],
 )
-def test_vit_runs_on_qemu_and_equals_host_build(trained, tmp_path, board, float_abi, sram):
-    pt2, float_top1 = trained
-    assert float_top1 > 0.85
+def test_vit_runs_on_qemu_and_equals_host_build(
+    digits_vit, tmp_path, board, float_abi, sram, quantize
+):
+    pt2 = digits_vit.pt2
+    assert digits_vit.float_top1 > 0.85
     tar, project, report_path = tmp_path / "m.tar", tmp_path / "proj", tmp_path / "r.json"
     budget = ["--sram", sram] if sram else []
-    assert cli_main(["compile", str(pt2), "-o", str(tar), "--board", board, *budget]) == 0
+    quant = ["--quantize", "none"] if quantize == "none" else ["--calib", "digits"]
+    assert cli_main(["compile", str(pt2), "-o", str(tar), "--board", board, *budget, *quant]) == 0
     assert (
         cli_main(
             [
@@ -84,7 +61,7 @@ def test_vit_runs_on_qemu_and_equals_host_build(trained, tmp_path, board, float_
     acc, mem, lat = report["accuracy"], report["memory"], report["latency"]
     assert report["board"] == board and acc["n"] == 120
     assert acc["device_equals_host"] is True
-    assert acc["device_top1"] == acc["host_top1"] > 0.8
+    assert acc["device_top1"] == acc["host_top1"] > digits_vit.float_top1 - 0.05
     assert mem["measured"]["arena_symbol_bytes"] == mem["planned_arena_bytes"]
     assert 0 < mem["measured"]["stack_bytes"]
     assert mem["measured"]["peak_sram_bytes"] <= mem["budget"]["sram_bytes"]
@@ -95,3 +72,14 @@ def test_vit_runs_on_qemu_and_equals_host_build(trained, tmp_path, board, float_
     assert f"{mem['budget']['sram_bytes']} B SRAM" in (project / "linker.ld").read_text()
     # 1 MAC costs at least one multiply instruction: the count is real, not a constant.
     assert lat["instructions_per_inference"] > lat["macs"] > 0
+    if quantize == "int8":
+        # Integer-only: the soft-float image links no float helper and no libm call.
+        symbols = subprocess.run(
+            ["arm-none-eabi-nm", str(project / "build" / "firmware.elf")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        floaty = re.findall(r"\b(__aeabi_[fd]\w*|expf|sqrtf|erff|tanhf|logf)\b", symbols)
+        assert floaty == [], floaty
+        assert "mcuformer_run" in symbols

@@ -46,7 +46,9 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, board=args.board, epochs=args.epochs, limit=args.limit)
+    run_demo(
+        args.out, board=args.board, epochs=args.epochs, limit=args.limit, quantize=args.quantize
+    )
     return 0
 
 
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", default=DEFAULT_BOARD, choices=[b for b in BOARDS if b != "host"])
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: tuned)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only N test images")
+    p.add_argument("--quantize", default="int8", choices=["int8", "none"])
     p.set_defaults(func=_cmd_demo)
 
     from .micro.cli import register

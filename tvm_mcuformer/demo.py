@@ -26,6 +26,7 @@ from .models import DEMO_CONFIG, build_vit, count_macs
 from .training import DEMO_RECIPE, evaluate_top1, export_pt2, train
 
 DATASET = "mnist5k"
+CALIBRATION_SAMPLES = 256
 
 
 def _step(msg: str) -> None:
@@ -38,8 +39,13 @@ def run_demo(
     epochs: int | None = None,
     limit: int | None = None,
     seed: int = 0,
+    quantize: str = "int8",
 ) -> dict:
-    """Run the whole demo into directory ``out`` and return the report."""
+    """Run the whole demo into directory ``out`` and return the report.
+
+    ``quantize="int8"`` (default) deploys the integer-only model calibrated on 256
+    training images; ``"none"`` deploys float.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -54,8 +60,11 @@ def run_demo(
     _step(f"float top-1 on {len(x_test)} test images: {float_top1:.4f}")
 
     pt2 = export_pt2(model, torch.from_numpy(x_test[:1]), out / "model.pt2")
-    _step(f"compiling {pt2.name} for {board}")
-    artifact = compile_model(pt2, CompileOptions(board=board))
+    _step(f"compiling {pt2.name} for {board} ({quantize})")
+    calibration = x_train[:CALIBRATION_SAMPLES, None] if quantize == "int8" else None
+    artifact = compile_model(
+        pt2, CompileOptions(board=board, quantize=quantize, calibration=calibration)
+    )
     artifact_path = artifact.write(out / "model.tar")
 
     _step("creating and building the bare-metal firmware")
@@ -73,6 +82,7 @@ def run_demo(
         "macs": count_macs(DEMO_CONFIG),
     }
     report["dataset"] = {"name": DATASET, "split": "stratified 4000/1000", "seed": seed}
+    report["quantization"] = artifact.metadata["quantization"]
     report["wall_seconds"] = round(time.time() - started, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     print(format_summary(report))
@@ -86,6 +96,7 @@ def format_summary(report: dict) -> str:
     rows = [
         ("board", report["board"]),
         ("test images", acc["n"]),
+        ("quantization", (report.get("quantization") or {}).get("scheme", "none (float32)")),
         ("float top-1 (PyTorch)", f"{acc['float_top1']:.4f}"),
         ("device top-1", f"{acc['device_top1']:.4f}"),
         ("host top-1", f"{acc['host_top1']:.4f}"),
