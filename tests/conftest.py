@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -44,3 +47,39 @@ def digits_vit(tmp_path_factory) -> TrainedModel:
     path = tmp_path_factory.mktemp("digits_vit") / "vit.pt2"
     export_pt2(model, torch.from_numpy(xt[:1]), path)
     return TrainedModel(model, path, evaluate_top1(model, xt, yt))
+
+
+def host_run(artifact: Path, workdir: Path, inputs: np.ndarray, out_dtype) -> np.ndarray:
+    """Build an artifact's C with the host cc and a stdin/stdout harness; run ``inputs``."""
+    with tarfile.open(artifact) as tar:
+        tar.extractall(workdir, filter="data")
+    harness = workdir / "harness.c"
+    harness.write_text(
+        '#include <stdio.h>\n#include "mcuformer_model.h"\n'
+        "static _Alignas(16) unsigned char in[MCUFORMER_INPUT_BYTES];\n"
+        "static _Alignas(16) unsigned char out[MCUFORMER_OUTPUT_BYTES];\n"
+        "int main(void) { while (fread(in, 1, sizeof in, stdin) == sizeof in) {"
+        " mcuformer_run(in, out); fwrite(out, 1, sizeof out, stdout); } return 0; }\n"
+    )
+    exe = workdir / "host"
+    srcs = sorted(str(p) for p in (workdir / "codegen/host/src").glob("*.c"))
+    subprocess.run(
+        [
+            "cc",
+            "-O2",
+            "-std=c11",
+            "-Wall",
+            "-Werror",
+            "-ffp-contract=off",
+            "-fno-strict-aliasing",
+            f"-I{workdir}/codegen/host/include",
+            *srcs,
+            str(harness),
+            "-lm",
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    out = subprocess.run([str(exe)], input=inputs.tobytes(), capture_output=True, check=True)
+    return np.frombuffer(out.stdout, dtype=out_dtype).reshape(len(inputs), -1)

@@ -20,6 +20,8 @@ from tvm_mcuformer.models import ViTConfig, build_vit
 from tvm_mcuformer.planner import plan_arena
 from tvm_mcuformer.training import export_pt2
 
+from .conftest import host_run
+
 TINY = ViTConfig(
     img_size=8,
     patch_size=4,
@@ -50,44 +52,10 @@ def tiny_artifact(tiny_pt2, tmp_path_factory):
     return out
 
 
-def _host_run(artifact, tmp_path, inputs: np.ndarray) -> np.ndarray:
-    """Build the artifact's C with the host cc and a minimal stdin/stdout harness."""
-    with tarfile.open(artifact) as tar:
-        tar.extractall(tmp_path, filter="data")
-    harness = tmp_path / "harness.c"
-    harness.write_text(
-        '#include <stdio.h>\n#include "mcuformer_model.h"\n'
-        "static float in[MCUFORMER_INPUT_BYTES / 4], out[MCUFORMER_OUTPUT_BYTES / 4];\n"
-        "int main(void) { while (fread(in, 1, sizeof in, stdin) == sizeof in) {"
-        " mcuformer_run(in, out); fwrite(out, 1, sizeof out, stdout); } return 0; }\n"
-    )
-    exe = tmp_path / "host"
-    srcs = sorted(str(p) for p in (tmp_path / "codegen/host/src").glob("*.c"))
-    subprocess.run(
-        [
-            "cc",
-            "-O2",
-            "-std=c11",
-            "-Wall",
-            "-Werror",
-            "-ffp-contract=off",
-            "-fno-strict-aliasing",
-            f"-I{tmp_path}/codegen/host/include",
-            *srcs,
-            str(harness),
-            "-lm",
-            "-o",
-            str(exe),
-        ],
-        check=True,
-    )
-    out = subprocess.run([str(exe)], input=inputs.tobytes(), capture_output=True, check=True)
-    return np.frombuffer(out.stdout, dtype=np.float32).reshape(len(inputs), -1)
-
-
 def test_plugin_registers_pipeline_usable_from_tvm_compile(tiny_pt2):
     path, model = tiny_pt2
     assert tvm.relax.pipeline.get_pipeline("mcuformer") is not None
+    assert tvm.tirx.get_tir_pipeline("mcuformer_c") is not None
     mod = import_model(path).mod
     exe = tvm.compile(mod, tvm.target.Target({"kind": "llvm"}), relax_pipeline="mcuformer")
     vm = tvm.relax.VirtualMachine(exe, tvm.cpu())
@@ -100,7 +68,7 @@ def test_plugin_registers_pipeline_usable_from_tvm_compile(tiny_pt2):
 def test_host_build_of_generated_c_matches_relax_vm(tiny_pt2, tiny_artifact, tmp_path):
     path, _ = tiny_pt2
     xs = np.random.RandomState(1).randn(8, 1, 1, 8, 8).astype("float32")
-    host = _host_run(tiny_artifact, tmp_path, xs)
+    host = host_run(tiny_artifact, tmp_path, xs, np.float32)
     exe = tvm.compile(
         import_model(path).mod, tvm.target.Target({"kind": "llvm"}), relax_pipeline="mcuformer"
     )

@@ -20,6 +20,8 @@ from tvm_mcuformer.models import ViTConfig, build_vit
 from tvm_mcuformer.quantize import QuantConfig, quantize_model
 from tvm_mcuformer.relax_passes.recognize import GELU, LAYER_NORM, SOFTMAX, recognize_all
 
+from .conftest import host_run
+
 SMALL = ViTConfig(
     img_size=8,
     patch_size=4,
@@ -99,7 +101,7 @@ def test_decomposed_layernorm_becomes_one_integer_kernel():
     exe = tvm.compile(q.mod, tvm.target.Target({"kind": "llvm"}), relax_pipeline="mcuformer")
     vm = tvm.relax.VirtualMachine(exe, tvm.cpu())
     x = samples[0]
-    xq = np.clip(np.round(x / q.inputs[0].scale), -128, 127).astype("int8")
+    xq = q.inputs[0].quantize(x)
     got = vm["main"](tvm.runtime.tensor(xq)).numpy().astype(np.float32) * q.outputs[0].scale
     ref = DecomposedLayerNorm(16)(torch.from_numpy(xq * q.inputs[0].scale)).detach().numpy()
     assert np.abs(got - ref).max() < 4 * q.outputs[0].scale
@@ -113,7 +115,7 @@ def _vm_top1(model: ImportedModel, x: np.ndarray, y: np.ndarray) -> float:
     for xi, yi in zip(x, y, strict=True):
         xi = xi[None]
         if spec.dtype == "int8":
-            xi = np.clip(np.round(xi / spec.scale), -128, 127).astype("int8")
+            xi = spec.quantize(xi)
         hits += int(vm["main"](tvm.runtime.tensor(xi)).numpy().argmax() == yi)
     return hits / len(y)
 
@@ -129,6 +131,20 @@ def test_integer_only_model_keeps_float_accuracy(digits_vit):
         assert kernel in script
     int8_top1 = _vm_top1(q, xt, yt)
     assert int8_top1 >= digits_vit.float_top1 - 0.02, (int8_top1, digits_vit.float_top1)
+
+
+def test_generated_integer_c_equals_relax_vm_bit_for_bit(digits_vit, tmp_path):
+    x, _ = load_split("digits", "train")
+    xt, _ = load_split("digits", "test")
+    q = quantize_model(import_model(digits_vit.pt2), x[:128, None], progress=False)
+    tar = compile_model(q, CompileOptions(quantize="none")).write(tmp_path / "q.tar")
+    xq = q.inputs[0].quantize(xt[:100, None])
+    host = host_run(tar, tmp_path, xq, np.int8)
+    exe = tvm.compile(q.mod, tvm.target.Target({"kind": "llvm"}), relax_pipeline="mcuformer")
+    vm = tvm.relax.VirtualMachine(exe, tvm.cpu())
+    ref = np.stack([vm["main"](tvm.runtime.tensor(v)).numpy().ravel() for v in xq])
+    np.testing.assert_array_equal(host, ref)
+    assert len(np.unique(ref.argmax(1))) > 5
 
 
 def test_int8_weights_take_one_byte_per_parameter(digits_vit, tmp_path):

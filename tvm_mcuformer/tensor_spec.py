@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 DTYPE_BYTES = {"float32": 4, "int8": 1, "uint8": 1, "int16": 2, "int32": 4}
 
 
@@ -28,3 +30,15 @@ class TensorSpec:
         if self.scale is not None:
             entry["quant"] = {"scale": self.scale, "zero_point": self.zero_point or 0}
         return entry
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        """Real values → this tensor's integer dtype: round(x / scale) + zero point, clamped.
+
+        Computed in float64 so that every user of the model (firmware host, tests,
+        benchmarks) feeds the device exactly the same integers.
+        """
+        if self.scale is None:
+            raise ValueError(f"tensor {self.name!r} has no quantization scale")
+        info = np.iinfo(self.dtype)
+        q = np.round(np.asarray(values, np.float64) / self.scale) + (self.zero_point or 0)
+        return np.clip(q, info.min, info.max).astype(self.dtype)

@@ -60,6 +60,9 @@ class CKernel:
     func: tirx.PrimFunc
 
 
+TIR_PIPELINE_NAME = "mcuformer_c"
+
+
 def _lowering_passes() -> list[tvm.transform.Pass]:
     return [
         s_tir.transform.CanonicalizeLoop(),
@@ -79,6 +82,16 @@ def _lowering_passes() -> list[tvm.transform.Pass]:
         tirx.transform.RemoveNoOp(),
         tirx.transform.CommonSubexprElim(),
     ]
+
+
+def unpacked_c_pipeline() -> tvm.transform.Pass:
+    """The TIR pipeline registered as ``mcuformer_c``: S-TIR lowering, no packed API."""
+    return tvm.transform.Sequential(_lowering_passes(), name=TIR_PIPELINE_NAME)
+
+
+def register_tir_pipeline() -> None:
+    """Make the pipeline available as ``tvm.tirx.get_tir_pipeline("mcuformer_c")``."""
+    tirx.register_tir_pipeline(TIR_PIPELINE_NAME, unpacked_c_pipeline)
 
 
 _ALLOC_RE = re.compile(r"^(\s*)(\w+) = T\.alloc_buffer\((\([^)]*\))(.*)\)$")
@@ -129,7 +142,7 @@ def lower_kernels(prim_funcs: dict[str, tirx.PrimFunc]) -> dict[str, CKernel]:
     for name, func in prim_funcs.items():
         symbol = KERNEL_PREFIX + name
         mod = tvm.IRModule({symbol: func.with_attr("global_symbol", symbol)})
-        mod = tvm.transform.Sequential(_lowering_passes())(mod)
+        mod = tirx.get_tir_pipeline(TIR_PIPELINE_NAME)(mod)
         kernels[name] = _unpack(name, symbol, mod[symbol])
     return kernels
 

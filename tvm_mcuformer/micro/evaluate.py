@@ -50,8 +50,7 @@ def _to_dtype(name: str, array: np.ndarray, spec: TensorSpec) -> np.ndarray:
                 f"input {name!r} is {spec.dtype} without quant parameters in metadata.json: "
                 f"pass {spec.dtype} data, not {array.dtype}"
             )
-        array = np.round(array.astype(np.float64) / spec.scale) + spec.zero_point
-        return np.clip(array, info.min, info.max).astype(dtype)
+        return spec.quantize(array)
     if array.dtype.kind not in "biu":
         raise MicroError(f"input {name!r}: dtype {array.dtype} is not numeric")
     if array.size and (array.min() < info.min or array.max() > info.max):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
+from ..codegen.tir_to_c import register_tir_pipeline
 from ..schedules import AutoInline
 
 PIPELINE_NAME = "mcuformer"
@@ -43,6 +44,7 @@ def _pipeline():
 
 
 def register() -> None:
-    """Register the pipeline with TVM once (idempotent)."""
+    """Register the Relax pipeline (and the plain-C TIR pipeline) with TVM (idempotent)."""
+    register_tir_pipeline()
     if PIPELINE_NAME not in relax.pipeline.PIPELINE_MAP:
         relax.pipeline.register_pipeline(PIPELINE_NAME)(_pipeline)
