@@ -7,9 +7,11 @@ Layout::
     codegen/host/src/*.c          kernels, driver (weights + arena), math
     src/relax.txt                 the imported Relax module
     src/lowered.txt               the lowered Relax module (call_tir list)
+    memory_timeline.png           live arena bytes per kernel call
 
-The tar is written to a temporary file beside the target and renamed into
-place, so a failed compile never leaves a partial artifact.
+Members whose names end in one of :data:`BINARY_SUFFIXES` are bytes, all
+others UTF-8 text. Every file is written to a temporary file beside the
+target and renamed into place, so a failed compile never leaves a partial one.
 """
 
 from __future__ import annotations
@@ -19,35 +21,62 @@ import json
 import os
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+BINARY_SUFFIXES = (".png",)
+
+
+def _atomic_write(path: Path, fill: Callable[[BinaryIO], None]) -> Path:
+    """Create ``path`` with ``fill(file)``, all or nothing (temporary file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            fill(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _encode(content: str | bytes) -> bytes:
+    return content if isinstance(content, bytes) else content.encode()
+
+
+def _decode(name: str, data: bytes) -> str | bytes:
+    return data if name.endswith(BINARY_SUFFIXES) else data.decode()
 
 
 @dataclass
 class Artifact:
-    """Files of an artifact (path inside the tar → text) and its metadata."""
+    """Files of an artifact (path inside the tar → text or bytes) and its metadata."""
 
     metadata: dict
-    files: dict[str, str]
+    files: dict[str, str | bytes]
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".artifact-", suffix=".tar", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
+        """Write the tar to ``path`` atomically; return ``path``."""
+
+        def fill(raw: BinaryIO) -> None:
+            with tarfile.open(fileobj=raw, mode="w") as tar:
                 entries = {"metadata.json": json.dumps(self.metadata, indent=2), **self.files}
-                for name, text in sorted(entries.items()):
-                    data = text.encode()
+                for name, content in sorted(entries.items()):
+                    data = _encode(content)
                     info = tarfile.TarInfo(name)
                     info.size = len(data)
                     info.mode = 0o644
                     tar.addfile(info, io.BytesIO(data))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+
+        return _atomic_write(Path(path), fill)
+
+    def extract(self, name: str, path: str | Path) -> Path:
+        """Write the artifact's file ``name`` to ``path`` atomically; return ``path``."""
+        data = _encode(self.files[name])
+        return _atomic_write(Path(path), lambda raw: raw.write(data))
 
     @classmethod
     def read(cls, path: str | Path) -> Artifact:
@@ -55,7 +84,7 @@ class Artifact:
         try:
             with tarfile.open(path) as tar:
                 files = {
-                    m.name: tar.extractfile(m).read().decode()
+                    m.name: _decode(m.name, tar.extractfile(m).read())
                     for m in tar.getmembers()
                     if m.isfile()
                 }

@@ -33,13 +33,23 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         opts.calibration = load_calibration(args.calib, model.inputs[0].shape, args.calib_samples)
     artifact = compile_model(model, opts)
     path = artifact.write(args.output)
+    plot = artifact.extract("memory_timeline.png", path.with_name(f"{path.stem}.memory.png"))
     mem = artifact.metadata["memory"]
     print(f"wrote {path}")
     print(
-        f"  arena {mem['planned_arena_bytes']} B (lower bound {mem['lower_bound_bytes']} B, "
-        f"{mem['planner']}), weights {mem['weight_bytes']} B, "
-        f"SRAM needed {mem['required_sram_bytes']} / {mem['budget']['sram_bytes']} B"
+        f"  SRAM needed {mem['required_sram_bytes']} / {mem['budget']['sram_bytes']} B "
+        f"(arena + I/O + stack), planner {mem['planner']}; memory report:"
     )
+    for label, key in (
+        ("planned arena", "planned_arena_bytes"),
+        ("liveness lower bound", "lower_bound_bytes"),
+        ("TVM static plan", "tvm_static_plan_bytes"),
+        ("naive (no reuse)", "naive_bytes"),
+        ("paper M", "paper_m_bytes"),
+        ("weights (flash)", "weight_bytes"),
+    ):
+        print(f"    {label:<21} {mem[key]:>10} B")
+    print(f"  memory timeline: {plot} (also memory_timeline.png in the artifact)")
     return 0
 
 

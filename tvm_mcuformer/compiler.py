@@ -12,11 +12,13 @@ A model that cannot fit the board's SRAM or flash budget raises
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import tvm
 
 from .artifact import Artifact
 from .boards import DEFAULT_BOARD, Board, get_board
@@ -26,7 +28,9 @@ from .frontend import ImportedModel, import_model
 from .lowering import KernelProgram, TensorKind, lower
 from .lowering.macs import count_macs
 from .planner import ArenaPlan, plan_arena
+from .planner.baselines import paper_m_bytes, tvm_static_plan_bytes
 from .planner.liveness import live_bytes_per_call
+from .planner.timeline import plot_memory_timeline
 from .quantize import QuantConfig, quantize_model
 
 QUANTIZE_MODES = ("int8", "none")
@@ -68,7 +72,17 @@ def _runtime_file(name: str) -> str:
     return resources.files("tvm_mcuformer.codegen.runtime").joinpath(name).read_text()
 
 
-def _memory_report(program: KernelProgram, plan: ArenaPlan, opts: CompileOptions) -> dict:
+def _memory_report(
+    lowered: tvm.IRModule, program: KernelProgram, plan: ArenaPlan, opts: CompileOptions
+) -> dict:
+    """The ``memory`` section of metadata.json: the plan, its baselines and the budget.
+
+    Baselines of the planned arena: ``lower_bound_bytes`` (most bytes live at
+    one call), ``naive_bytes`` (every arena tensor in its own buffer),
+    ``tvm_static_plan_bytes`` (TVM's StaticPlanBlockMemory on the same lowered
+    module; it leaves out kernel workspaces) and ``paper_m_bytes`` (MCUFormer's
+    M, which counts a layer's weights as SRAM); see :mod:`.planner.baselines`.
+    """
     board, sram, flash = opts.resolve()
     (inp,), (out,) = program.inputs, program.outputs
     io_bytes = inp.nbytes + out.nbytes + FRAME_OVERHEAD
@@ -78,6 +92,8 @@ def _memory_report(program: KernelProgram, plan: ArenaPlan, opts: CompileOptions
         "planned_arena_bytes": plan.arena_bytes,
         "lower_bound_bytes": plan.lower_bound_bytes,
         "naive_bytes": naive,
+        "tvm_static_plan_bytes": tvm_static_plan_bytes(lowered),
+        "paper_m_bytes": paper_m_bytes(program),
         "planner": plan.algorithm,
         "alignment": plan.alignment,
         "weight_bytes": program.weight_bytes,
@@ -161,9 +177,13 @@ def compile_model(
         imported = quantize_model(imported, opts.calibration, opts.quant)
     lowered, program = lower(imported)
     plan = plan_arena(program, opts.planner)
-    memory = _memory_report(program, plan, opts)
+    memory = _memory_report(lowered, program, plan, opts)
     _check_budget(memory, board)
 
+    with tempfile.TemporaryDirectory(prefix="mcuformer-plot-") as tmp:
+        png = Path(tmp) / "memory_timeline.png"
+        plot_memory_timeline(program, plan, memory["budget"]["sram_bytes"], png)
+        timeline_png = png.read_bytes()
     weights = layout_weights(program)
     files = {
         "codegen/host/include/mcuformer_model.h": emit_header(program, plan, len(weights.blob)),
@@ -174,6 +194,7 @@ def compile_model(
         "src/relax.txt": float_model.mod.script(),
         **({"src/relax_int8.txt": imported.mod.script()} if imported is not float_model else {}),
         "src/lowered.txt": lowered.script(),
+        "memory_timeline.png": timeline_png,
     }
     metadata = {
         "format": "tvm-mcuformer-artifact",
