@@ -164,7 +164,10 @@ class _Integerizer:
         wq, ws = _weight_per_channel(w.value, axis=0)
         stride = tuple(int(s) for s in attrs.strides)
         padding = tuple(int(p) for p in attrs.padding)
-        acc = self.bb.emit_te(ops.conv2d_int, xq.expr, relax.const(wq), stride, padding)
+        conv = relax.op.nn.conv2d(
+            xq.expr, relax.const(wq), strides=stride, padding=padding, out_dtype="int32"
+        )
+        acc = self.bb.emit(conv)
         return Acc(acc, xq.scale * ws, axis=1)
 
     def matmul(self, call, args) -> Acc:

@@ -14,13 +14,19 @@ from tvm import relax
 
 from ..codegen.tir_to_c import register_tir_pipeline
 from ..schedules import AutoInline
+from .patch_embed import DecomposePatchEmbedding
 
 PIPELINE_NAME = "mcuformer"
 
 
-def lowering_passes() -> list[tvm.transform.Pass]:
-    """The ordered passes: legalize, fuse, inline, and keep reshapes as views."""
+def lowering_passes(decompose_patch: bool = True, field: int = 4) -> list[tvm.transform.Pass]:
+    """The ordered passes: legalize, fuse, inline, and keep reshapes as views.
+
+    ``decompose_patch`` first rewrites the int8 patch-embedding conv into
+    ``field``×``field`` sub-convolutions (:class:`DecomposePatchEmbedding`).
+    """
     return [
+        *([DecomposePatchEmbedding(field)] if decompose_patch else []),
         relax.transform.ConvertToDataflow(),
         relax.transform.DecomposeOpsForInference(),
         relax.transform.LegalizeOps(),
