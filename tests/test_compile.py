@@ -15,9 +15,7 @@ from tvm_mcuformer.boards import parse_size
 from tvm_mcuformer.cli import main as cli_main
 from tvm_mcuformer.compiler import BudgetError, CompileOptions, compile_model
 from tvm_mcuformer.frontend import import_model
-from tvm_mcuformer.lowering import TensorKind, lower
 from tvm_mcuformer.models import ViTConfig, build_vit
-from tvm_mcuformer.planner import plan_arena
 from tvm_mcuformer.training import export_pt2
 
 from .conftest import host_run
@@ -124,28 +122,6 @@ def test_generated_c_cross_compiles_for_cortex_m(tiny_artifact, tmp_path):
             ],
             check=True,
         )
-
-
-def test_planner_never_overlaps_live_buffers(tiny_pt2):
-    _, program = lower(import_model(tiny_pt2[0]))
-    for algorithm in ("greedy_by_size", "greedy_by_conflicts", "greedy_by_start", "best"):
-        plan = plan_arena(program, algorithm)
-        ivs = plan.intervals
-        assert ivs and all(
-            iv.tensor.kind in (TensorKind.ACTIVATION, TensorKind.WORKSPACE) for iv in ivs
-        )
-        # Replay: at every call, the live buffers occupy disjoint byte ranges of the arena.
-        for i in range(len(program.calls)):
-            live = sorted(
-                (plan.offsets[iv.tensor], plan.offsets[iv.tensor] + iv.nbytes)
-                for iv in ivs
-                if iv.start <= i <= iv.end
-            )
-            for (_, hi), (lo, _) in zip(live, live[1:], strict=False):
-                assert hi <= lo
-            assert all(off % plan.alignment == 0 for off, _ in live)
-            assert all(hi <= plan.arena_bytes for _, hi in live)
-        assert plan.arena_bytes >= plan.lower_bound_bytes
 
 
 def test_over_budget_model_fails_with_budget_message_and_no_artifact(tiny_pt2, tmp_path, capsys):

@@ -24,6 +24,9 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         flash_bytes=parse_size(args.flash) if args.flash else None,
         planner=args.planner,
         quantize=args.quantize,
+        token_overwrite=not args.no_token_overwrite,
+        decompose_patch=not args.no_decompose_patch,
+        patch_field=args.patch_field,
         quant=QuantConfig(calibration=args.calib_method, ln_iterations=args.ln_iterations),
     )
     model = import_model(args.model)
@@ -84,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-samples", type=int, default=256, help="calibration images (256)")
     p.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile"])
     p.add_argument("--ln-iterations", type=int, default=3, help="LayerNorm Newton steps (3)")
+    p.add_argument(
+        "--no-token-overwrite", action="store_true", help="never write outputs over inputs"
+    )
+    p.add_argument(
+        "--no-decompose-patch", action="store_true", help="keep the patch-embedding conv whole"
+    )
+    p.add_argument("--patch-field", type=int, default=4, help="sub-convolution field (4)")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("demo", help="train, compile, deploy and evaluate a ViT on MNIST-5k")

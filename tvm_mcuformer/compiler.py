@@ -32,6 +32,7 @@ from .planner.baselines import paper_m_bytes, tvm_static_plan_bytes
 from .planner.liveness import live_bytes_per_call
 from .planner.timeline import plot_memory_timeline
 from .quantize import QuantConfig, quantize_model
+from .relax_passes import lowering_passes
 
 QUANTIZE_MODES = ("int8", "none")
 
@@ -55,6 +56,9 @@ class CompileOptions:
     flash_bytes: int | None = None
     planner: str = "best"
     stack_reserve_bytes: int = DEFAULT_STACK_RESERVE
+    token_overwrite: bool = True
+    decompose_patch: bool = True
+    patch_field: int = 4
     quantize: str = "int8"
     calibration: np.ndarray | None = None  # int8: model inputs stacked on axis 0
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -96,6 +100,8 @@ def _memory_report(
         "paper_m_bytes": paper_m_bytes(program),
         "planner": plan.algorithm,
         "alignment": plan.alignment,
+        "token_overwrite_layers": [p.output.name for p in plan.inplace],
+        "patch_decomposition_field": opts.patch_field if opts.decompose_patch else None,
         "weight_bytes": program.weight_bytes,
         "io_bytes": io_bytes,
         "stack_reserve_bytes": opts.stack_reserve_bytes,
@@ -175,8 +181,13 @@ def compile_model(
     float_model = imported
     if opts.quantize == "int8":
         imported = quantize_model(imported, opts.calibration, opts.quant)
-    lowered, program = lower(imported)
-    plan = plan_arena(program, opts.planner)
+    passes = lowering_passes(
+        token_overwrite=opts.token_overwrite,
+        decompose_patch=opts.decompose_patch,
+        field=opts.patch_field,
+    )
+    lowered, program = lower(imported, passes)
+    plan = plan_arena(program, opts.planner, token_overwrite=opts.token_overwrite)
     memory = _memory_report(lowered, program, plan, opts)
     _check_budget(memory, board)
 

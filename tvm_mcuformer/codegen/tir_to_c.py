@@ -26,6 +26,7 @@ import tvm.script
 from tvm import s_tir, tirx
 
 KERNEL_PREFIX = "mcuformer_k_"
+TOKEN_OVERWRITE_ATTR = "mcuformer.token_overwrite"
 
 # Math functions the kernels may call, replaced by the deterministic versions in
 # mcuformer_math.c so host and device builds agree bit for bit.
@@ -58,6 +59,7 @@ class CKernel:
     param_dtypes: tuple[str, ...]
     workspaces: tuple[Workspace, ...]
     func: tirx.PrimFunc
+    token_overwrite: bool = False  # row-wise: may write its output over its first input
 
 
 TIR_PIPELINE_NAME = "mcuformer_c"
@@ -96,6 +98,7 @@ def register_tir_pipeline() -> None:
 
 _ALLOC_RE = re.compile(r"^(\s*)(\w+) = T\.alloc_buffer\((\([^)]*\))(.*)\)$")
 _DTYPE_RE = re.compile(r'"(u?int\d+|float\d+|bool)"')
+_VIEW_RE = re.compile(r"^(\s*)(\w+) = (\w+)\.view\(([^()]*|\([^()]*\))\)$")
 
 
 def _shape_elements(shape_text: str) -> int:
@@ -112,6 +115,7 @@ def _unpack(name: str, symbol: str, func: tirx.PrimFunc) -> CKernel:
     except StopIteration:
         raise RuntimeError(f"kernel {name}: unexpected TVMScript form") from None
     params = [(p.name, str(p.ty.dtype)) for p in func.params]
+    dtypes = dict(params)
     workspaces: list[Workspace] = []
     body: list[str] = []
     for line in lines[def_at + 1 :]:
@@ -123,6 +127,11 @@ def _unpack(name: str, symbol: str, func: tirx.PrimFunc) -> CKernel:
             ws = Workspace(f"{buf}_ws", dtype, _shape_elements(shape))
             workspaces.append(ws)
             line = f'{indent}{buf} = T.decl_buffer({shape}, "{dtype}", data={ws.name})'
+        view = _VIEW_RE.match(line)
+        if view and view.group(3) in dtypes:  # ``x_1 = x.view(512)``: a flat view of a param
+            indent, buf, param, shape = view.groups()
+            shape = shape if shape.startswith("(") else f"({shape},)"
+            line = f'{indent}{buf} = T.decl_buffer({shape}, "{dtypes[param]}", data={param})'
         for pname, _ in params:
             line = re.sub(rf"\b{re.escape(pname)}\.data\b", pname, line)
         body.append(line)
@@ -133,7 +142,10 @@ def _unpack(name: str, symbol: str, func: tirx.PrimFunc) -> CKernel:
         unpacked = tvm.script.from_source(text)
     except Exception as err:
         raise RuntimeError(f"kernel {name}: cannot rewrite to pointer parameters: {err}") from err
-    return CKernel(name, symbol, tuple(d for _, d in params), tuple(workspaces), unpacked)
+    overwrite = bool(func.attrs is not None and TOKEN_OVERWRITE_ATTR in func.attrs)
+    return CKernel(
+        name, symbol, tuple(d for _, d in params), tuple(workspaces), unpacked, overwrite
+    )
 
 
 def lower_kernels(prim_funcs: dict[str, tirx.PrimFunc]) -> dict[str, CKernel]:

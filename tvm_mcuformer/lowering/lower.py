@@ -72,12 +72,16 @@ class _Reader:
             )
 
 
-def lower(model: ImportedModel) -> tuple[tvm.IRModule, KernelProgram]:
+def lower(
+    model: ImportedModel, passes: list[tvm.transform.Pass] | None = None
+) -> tuple[tvm.IRModule, KernelProgram]:
     """Lower ``model`` to fused TIR kernels and read the call list.
 
-    Returns the lowered Relax module (kept as text in the artifact) and the program.
+    ``passes`` defaults to :func:`~tvm_mcuformer.relax_passes.lowering_passes`.
+    ``passes`` defaults to :func:`~tvm_mcuformer.relax_passes.lowering_passes`. Returns
+    the lowered Relax module (kept as text in the artifact) and the program.
     """
-    lowered = tvm.transform.Sequential(lowering_passes())(model.mod)
+    lowered = tvm.transform.Sequential(passes or lowering_passes())(model.mod)
     main = lowered["main"]
     reader = _Reader(lowered)
     inputs = []

@@ -1,35 +1,46 @@
-"""Liveness of the tensors that live in the arena.
+"""Liveness of the storage that lives in the arena.
 
 Program points are call indices. A tensor is live from the call that writes
 it to the last call that reads it or any view of it, inclusive; a kernel
 workspace is live during its own call only. Inputs, outputs and constants are
 outside the arena (the caller's buffers and flash).
+
+With token overwrite, an output placed over its input (an
+:class:`~tvm_mcuformer.planner.inplace.InplacePair`) shares one *region*
+with it: an :class:`Interval` is a region, live over the union of its
+members' lifetimes, as large as its largest member extent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..lowering.program import KernelProgram, Tensor, TensorKind
+from .inplace import InplacePair
 
 ARENA_KINDS = (TensorKind.ACTIVATION, TensorKind.WORKSPACE)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Interval:
-    """``tensor`` occupies ``nbytes`` of the arena during calls ``start..end`` (inclusive)."""
+    """A region of ``nbytes`` live during calls ``start..end`` (inclusive).
+
+    ``members`` maps each storage root in the region to its byte offset in it;
+    ``tensor`` is the first member.
+    """
 
     tensor: Tensor
     start: int
     end: int
     nbytes: int
+    members: dict[Tensor, int] = field(default_factory=dict)
 
     def overlaps(self, other: Interval) -> bool:
         return self.start <= other.end and other.start <= self.end
 
 
-def live_intervals(program: KernelProgram) -> list[Interval]:
-    """One interval per arena storage root, in order of first definition."""
+def root_lifetimes(program: KernelProgram) -> dict[Tensor, tuple[int, int]]:
+    """``(first, last)`` call of every arena storage root, in order of definition."""
     start: dict[Tensor, int] = {}
     end: dict[Tensor, int] = {}
     for i, call in enumerate(program.calls):
@@ -37,23 +48,36 @@ def live_intervals(program: KernelProgram) -> list[Interval]:
             root = t.root
             if root.kind not in ARENA_KINDS:
                 continue
+            if root not in start and root.kind == TensorKind.ACTIVATION:
+                if not any(o.root is root for o in call.outputs):
+                    raise ValueError(f"tensor {root.name} is read before it is written")
             start.setdefault(root, i)
             end[root] = i
-    for root, s in start.items():
-        if root.kind == TensorKind.ACTIVATION and s != _writer(program, root):
-            raise ValueError(f"tensor {root.name} is read before it is written")
-    return [Interval(t, start[t], end[t], t.nbytes) for t in start]
+    return {t: (start[t], end[t]) for t in start}
 
 
-def _writer(program: KernelProgram, root: Tensor) -> int:
-    for i, call in enumerate(program.calls):
-        if any(o.root is root for o in call.outputs):
-            return i
-    return -1
+def live_intervals(program: KernelProgram, pairs: list[InplacePair] = ()) -> list[Interval]:
+    """One interval per region: every arena root alone, except in-place pairs merged."""
+    lifetimes = root_lifetimes(program)
+    region: dict[Tensor, Interval] = {}
+    for t, (s, e) in lifetimes.items():
+        region[t] = Interval(t, s, e, t.nbytes, {t: 0})
+    for pair in pairs:
+        group, single = region[pair.input], region[pair.output]
+        offset = group.members[pair.input] - pair.offset
+        if offset < 0:  # make room below: shift every member up
+            group.members = {t: o - offset for t, o in group.members.items()}
+            offset = 0
+        group.members[pair.output] = offset
+        group.nbytes = max(o + t.nbytes for t, o in group.members.items())
+        group.start, group.end = min(group.start, single.start), max(group.end, single.end)
+        region[pair.output] = group
+    unique = {id(iv): iv for iv in region.values()}
+    return sorted(unique.values(), key=lambda iv: (iv.start, iv.tensor.index))
 
 
 def live_bytes_per_call(intervals: list[Interval], num_calls: int) -> list[int]:
-    """Sum of live arena bytes at each call."""
+    """Bytes of the regions live at each call (what the plan must hold at once)."""
     live = [0] * num_calls
     for iv in intervals:
         for i in range(iv.start, iv.end + 1):
@@ -61,6 +85,17 @@ def live_bytes_per_call(intervals: list[Interval], num_calls: int) -> list[int]:
     return live
 
 
-def liveness_lower_bound(intervals: list[Interval], num_calls: int) -> int:
+def tensor_bytes_per_call(program: KernelProgram, pairs: list[InplacePair] = ()) -> list[int]:
+    """Tensor bytes live at each call; an in-place pair counts ``max(in, out)`` at its call."""
+    live = [0] * len(program.calls)
+    for t, (s, e) in root_lifetimes(program).items():
+        for i in range(s, e + 1):
+            live[i] += t.nbytes
+    for pair in pairs:
+        live[pair.call] -= min(pair.input.nbytes, pair.output.nbytes)
+    return live
+
+
+def liveness_lower_bound(program: KernelProgram, pairs: list[InplacePair] = ()) -> int:
     """No arena can be smaller than the most bytes live at one program point."""
-    return max(live_bytes_per_call(intervals, num_calls), default=0)
+    return max(tensor_bytes_per_call(program, pairs), default=0)

@@ -14,16 +14,21 @@ from tvm import relax
 
 from ..codegen.tir_to_c import register_tir_pipeline
 from ..schedules import AutoInline
+from ..schedules.token_overwrite import TokenOverwrite
 from .patch_embed import DecomposePatchEmbedding
 
 PIPELINE_NAME = "mcuformer"
 
 
-def lowering_passes(decompose_patch: bool = True, field: int = 4) -> list[tvm.transform.Pass]:
+def lowering_passes(
+    token_overwrite: bool = True, decompose_patch: bool = True, field: int = 4
+) -> list[tvm.transform.Pass]:
     """The ordered passes: legalize, fuse, inline, and keep reshapes as views.
 
-    ``decompose_patch`` first rewrites the int8 patch-embedding conv into
-    ``field``×``field`` sub-convolutions (:class:`DecomposePatchEmbedding`).
+    ``token_overwrite`` schedules row-wise kernels with a one-row scratch so that
+    the planner may write their outputs over their inputs. ``decompose_patch``
+    first rewrites the int8 patch-embedding conv into ``field``×``field``
+    sub-convolutions (:class:`DecomposePatchEmbedding`).
     """
     return [
         *([DecomposePatchEmbedding(field)] if decompose_patch else []),
@@ -35,6 +40,7 @@ def lowering_passes(decompose_patch: bool = True, field: int = 4) -> list[tvm.tr
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
         AutoInline,
+        *([TokenOverwrite] if token_overwrite else []),
         relax.transform.RewriteDataflowReshape(),
         relax.transform.DeadCodeElimination(),
     ]

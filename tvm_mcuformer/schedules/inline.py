@@ -17,9 +17,10 @@ from tvm.s_tir.dlight.base.common_schedules import try_inline
 def inline_elementwise(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Return ``func`` with every inlinable block inlined (compute or reverse).
 
-    An epilogue that cannot be inlined into a reduction (the bias add after a
-    matmul) is computed right after each reduced element instead, so the
-    reduction's output buffer compacts to a single element.
+    An epilogue that cannot be inlined into its producer (the bias add after a
+    matmul, the requantization after the per-pixel patch-embedding block) is
+    computed right after each produced element instead, so the producer's
+    output buffer compacts to what one iteration writes.
     """
     sch = s_tir.Schedule(func)
     blocks = normalize_prim_func(sch)
@@ -32,7 +33,7 @@ def inline_elementwise(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 def _fuse_epilogues(sch: s_tir.Schedule, blocks: list) -> None:
     for producer, consumer in zip(blocks, blocks[1:], strict=False):
-        if producer.is_injective() or not consumer.is_injective():
+        if not consumer.is_injective():
             continue
         spatial = sum(1 for it in producer.iters if it.kind == "S")
         loops = sch.get_loops(producer.block_rv)
