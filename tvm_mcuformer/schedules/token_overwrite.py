@@ -1,11 +1,12 @@
 """Token overwrite: row-wise kernels that may write each output row over its input row.
 
-In a token-wise layer (qkv, proj, fc1, fc2, an elementwise GeLU...) output row
-(token) ``t`` depends only on input row ``t``. :func:`schedule_token_overwrite`
-recognises such a kernel from its TIR (2-D input ``[N, K]`` read and 2-D output
-``[N, M]`` written only at the row of the block's first, outermost iterator) and
-schedules it so that output row ``t`` is computed into a one-row scratch buffer
-and copied out once row ``t`` is finished. The planner may then place the
+In a token-wise layer (qkv, proj, fc1, fc2, GeLU, LayerNorm, softmax, and the
+attention matmuls per head) output row ``t`` depends only on input row ``t``
+(rows: every axis but the last). :func:`schedule_token_overwrite` recognises
+such a kernel from its TIR block accesses (its first input and its output are
+only ever indexed at the block's row iterators), computes every block per row,
+and puts output row ``t`` into a one-row scratch buffer that is copied out once
+row ``t`` is finished. The planner may then place the
 output over the input (:mod:`tvm_mcuformer.planner.inplace`):
 
 * ``M ≤ K`` bytes per row: both at the same base, forward order — row ``t``'s
@@ -20,6 +21,8 @@ not ``N·K + N·M``. Kernels get the attribute ``mcuformer.token_overwrite``.
 
 from __future__ import annotations
 
+import math
+
 import tvm
 from tvm import s_tir, tirx
 
@@ -30,49 +33,74 @@ def _shape(param) -> list[int]:
     return [int(d) for d in param.ty.shape]
 
 
-def _rows_only(sch: s_tir.Schedule, block, buffer_name: str, rows: int) -> bool:
-    """Every access of ``buffer_name`` in ``block`` is at row ``iter_vars[0]`` only."""
+def _row_vars(sch: s_tir.Schedule, block, name: str, lead: list[int]) -> dict | None:
+    """Leading axis → block iterator of every access of ``name`` in ``block``.
+
+    ``None`` unless each access indexes every non-unit leading axis (all axes but
+    the last) by one spatial block iterator, one element wide: the access then
+    stays within one row.
+    """
     stmt = sch.get(block)
-    if not stmt.iter_vars or int(stmt.iter_vars[0].dom.extent) != rows:
-        return False
-    row = stmt.iter_vars[0].var
+    spatial = {iv.var.name: iv for iv in stmt.iter_vars if int(iv.iter_type) == 0}
+    rows: dict[int, str] = {}
     for region in [*stmt.reads, *stmt.writes]:
-        if region.source.name != buffer_name:
+        if region.source.name != name:
             continue
-        first = region.region[0]
-        if not (first.min.same_as(row) and int(first.extent) == 1):
-            return False
-    return True
+        for axis, n in enumerate(lead):
+            if n == 1:
+                continue
+            r = region.region[axis]
+            var = getattr(r.min, "name", None)
+            if var not in spatial or int(r.extent) != 1:
+                return None
+            if int(spatial[var].dom.extent) != n or rows.setdefault(axis, var) != var:
+                return None
+    return rows
 
 
 def schedule_token_overwrite(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
-    """The row-scratch schedule of ``func``, or ``None`` if it is not row-wise."""
+    """The row-scratch schedule of ``func``, or ``None`` if it is not row-wise.
+
+    Rows are all axes but the last: input ``[..., K]`` and output ``[..., M]``
+    must share their leading shape, with at least two rows.
+    """
     params = list(func.params)
     if len(params) < 2:
         return None
     src, dst = _shape(params[0]), _shape(params[-1])
-    if len(src) != 2 or len(dst) != 2 or src[0] != dst[0] or src[0] < 2:
+    lead = dst[:-1]
+    if len(src) != len(dst) or len(dst) < 2 or src[:-1] != lead or math.prod(lead) < 2:
         return None
-    rows, src_name, dst_name = src[0], params[0].name, params[-1].name
+    src_name, dst_name = params[0].name, params[-1].name
     sch = s_tir.Schedule(func)
     root = sch.get_sblock("root")
     outputs = sch.get_output_blocks(root)
     if len(outputs) != 1:
         return None
     out_block = outputs[0]
-    outer = sch.get_loops(out_block)[0]
-    blocks = _all_blocks(sch, root)
-    for block in blocks:
-        if not sch.get(sch.get_loops(block)[0]).same_as(sch.get(outer)):
-            return None  # some work happens outside the row loop
-        touches = {r.source.name for r in [*sch.get(block).reads, *sch.get(block).writes]}
-        for name in (src_name, dst_name):
-            if name in touches and not _rows_only(sch, block, name, rows):
-                return None
+    for block in _all_blocks(sch, root):
+        maps = [_row_vars(sch, block, n, lead) for n in (src_name, dst_name)]
+        if any(m is None for m in maps) or (maps[0] and maps[1] and maps[0] != maps[1]):
+            return None
+    # The out block's loops follow its iterators: the row loop is the one of its
+    # last row iterator (the innermost leading axis that is not of size 1).
+    row_map = _row_vars(sch, out_block, dst_name, lead)
+    names = [iv.var.name for iv in sch.get(out_block).iter_vars]
+    position = max((names.index(v) for v in row_map.values()), default=-1)
+    loops = sch.get_loops(out_block)
+    if position < 0 or position >= len(loops):
+        return None
+    producers = [
+        b for b in sch.get_child_blocks(root) if not sch.get(b).same_as(sch.get(out_block))
+    ]
     try:
+        row = sch.get(loops[position])
+        for block in reversed(producers):  # consumers first, so each lands under the row
+            if not any(sch.get(loop).same_as(row) for loop in sch.get_loops(block)):
+                sch.compute_at(block, loops[position], preserve_unit_loops=True)
         sch.cache_write(out_block, 0, "global")
         copy = sch.get_output_blocks(root)[0]
-        sch.reverse_compute_at(copy, sch.get_loops(out_block)[0])
+        sch.reverse_compute_at(copy, sch.get_loops(out_block)[position])
     except Exception:  # noqa: BLE001 - the schedule refuses: not a row-wise kernel
         return None
     return sch.mod["main"].with_attr(ATTR, True)
