@@ -63,6 +63,10 @@ def test_vit_runs_on_qemu_and_equals_host_build(
     assert acc["device_equals_host"] is True
     assert acc["device_top1"] == acc["host_top1"] > digits_vit.float_top1 - 0.05
     assert mem["measured"]["arena_symbol_bytes"] == mem["planned_arena_bytes"]
+    assert mem["planned_arena_bytes"] <= 1.05 * mem["lower_bound_bytes"]
+    assert mem["planned_arena_bytes"] < mem["tvm_static_plan_bytes"] < mem["naive_bytes"]
+    if quantize == "int8":  # both memory techniques on, and the device still equals the host
+        assert mem["token_overwrite_layers"] and mem["patch_decomposition_field"] == 4
     assert 0 < mem["measured"]["stack_bytes"]
     assert mem["measured"]["peak_sram_bytes"] <= mem["budget"]["sram_bytes"]
     assert mem["measured"]["peak_sram_bytes"] >= mem["planned_arena_bytes"]

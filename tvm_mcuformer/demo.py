@@ -5,7 +5,8 @@ Stages (each hands one object to the next)::
     load_split ─▶ arrays ─train─▶ nn.Module ─export─▶ model.pt2 ─compile─▶ model.tar
       ─micro create/build─▶ firmware.elf ─evaluate (host-driven, QEMU)─▶ report.json
 
-Everything is written under ``out``; progress goes to stderr.
+Everything is written under ``out`` (model.pt2, model.tar, project/, report.json,
+memory_timeline.png); progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def run_demo(
         pt2, CompileOptions(board=board, quantize=quantize, calibration=calibration)
     )
     artifact_path = artifact.write(out / "model.tar")
+    artifact.extract("memory_timeline.png", out / "memory_timeline.png")
 
     _step("creating and building the bare-metal firmware")
     project = out / "project"
@@ -102,6 +104,9 @@ def format_summary(report: dict) -> str:
         ("host top-1", f"{acc['host_top1']:.4f}"),
         ("device == host", acc["device_equals_host"]),
         ("planned arena", f"{mem['planned_arena_bytes']} B"),
+        ("liveness lower bound", f"{mem['lower_bound_bytes']} B"),
+        ("TVM StaticPlanBlockMemory", f"{mem['tvm_static_plan_bytes']} B"),
+        ("arena symbol in the ELF", f"{meas['arena_symbol_bytes']} B"),
         ("static RAM (.data+.bss)", f"{meas['static_ram_bytes']} B"),
         ("stack high-water", f"{meas['stack_bytes']} B"),
         ("peak SRAM / budget", f"{meas['peak_sram_bytes']} / {mem['budget']['sram_bytes']} B"),

@@ -108,6 +108,19 @@ def _top1(outputs: dict[str, np.ndarray], spec: TensorSpec, labels: np.ndarray |
     return float(np.mean(predicted == labels))
 
 
+# The compiler's memory report, carried into the device report beside what was measured.
+COMPILE_MEMORY_KEYS = (
+    "planned_arena_bytes",
+    "lower_bound_bytes",
+    "tvm_static_plan_bytes",
+    "naive_bytes",
+    "paper_m_bytes",
+    "weight_bytes",
+    "token_overwrite_layers",
+    "patch_decomposition_field",
+)
+
+
 def _memory_report(project: Project, stack_used: int) -> dict:
     usage = elf.measure(project.firmware)
     arena = elf.symbol_sizes(project.firmware).get(ARENA_SYMBOL)
@@ -121,10 +134,7 @@ def _memory_report(project: Project, stack_used: int) -> dict:
     peak = usage.static_ram_bytes + (stack_used if usage.stack_reserved_bytes else 0)
     reserved = usage.static_ram_bytes + usage.stack_reserved_bytes
     return {
-        "planned_arena_bytes": planned.get("planned_arena_bytes"),
-        "lower_bound_bytes": planned.get("lower_bound_bytes"),
-        "naive_bytes": planned.get("naive_bytes"),
-        "weight_bytes": planned.get("weight_bytes"),
+        **{key: planned.get(key) for key in COMPILE_MEMORY_KEYS},
         "measured": {
             "static_ram_bytes": usage.static_ram_bytes,
             "stack_bytes": stack_used,
