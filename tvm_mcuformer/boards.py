@@ -22,6 +22,7 @@ class Board:
     fpu: str | None  # GCC -mfpu for the hard-float ABI
     qemu_machine: str | None  # qemu-system-arm -M, None if not emulated
     description: str
+    arena_alignment: int = 16  # byte alignment of every arena buffer
 
     @property
     def is_host(self) -> bool:
@@ -40,6 +41,7 @@ BOARDS: dict[str, Board] = {
         "fpv5-sp-d16",
         "mps2-an500",
         "Cortex-M7 + FPU (QEMU), budget of an STM32F746",
+        arena_alignment=32,  # the M7's D-cache line
     ),
     "mps2-an386": Board(
         "mps2-an386",
@@ -49,6 +51,7 @@ BOARDS: dict[str, Board] = {
         "fpv4-sp-d16",
         "mps2-an386",
         "Cortex-M4 + FPU (QEMU), budget of an STM32F427",
+        arena_alignment=8,  # no cache; 8 keeps int64 and double accesses aligned
     ),
     "host": Board("host", 64 * MiB, 64 * MiB, None, None, None, "the build machine (debugging)"),
 }

@@ -187,7 +187,9 @@ def compile_model(
         field=opts.patch_field,
     )
     lowered, program = lower(imported, passes)
-    plan = plan_arena(program, opts.planner, token_overwrite=opts.token_overwrite)
+    plan = plan_arena(
+        program, opts.planner, alignment=board.arena_alignment, token_overwrite=opts.token_overwrite
+    )
     memory = _memory_report(lowered, program, plan, opts)
     _check_budget(memory, board)
 
