@@ -16,6 +16,19 @@ from tvm_mcuformer.data import load_split
 from tvm_mcuformer.models import ViTConfig, build_vit
 from tvm_mcuformer.training import evaluate_top1, export_pt2, train
 
+# An untrained 8×8 ViT small enough to compile in a few seconds (4 tokens, dim 16).
+TINY_VIT = ViTConfig(
+    img_size=8,
+    patch_size=4,
+    in_chans=1,
+    num_classes=10,
+    embed_dim=16,
+    depth=1,
+    num_heads=2,
+    mlp_ratio=2.0,
+    gelu="gelu",
+)
+
 DIGITS_VIT = ViTConfig(
     img_size=8,
     patch_size=4,

@@ -15,22 +15,11 @@ from tvm_mcuformer.boards import parse_size
 from tvm_mcuformer.cli import main as cli_main
 from tvm_mcuformer.compiler import BudgetError, CompileOptions, compile_model
 from tvm_mcuformer.frontend import import_model
-from tvm_mcuformer.models import ViTConfig, build_vit
+from tvm_mcuformer.models import build_vit
 from tvm_mcuformer.training import export_pt2
 
+from .conftest import TINY_VIT as TINY
 from .conftest import host_run
-
-TINY = ViTConfig(
-    img_size=8,
-    patch_size=4,
-    in_chans=1,
-    num_classes=10,
-    embed_dim=16,
-    depth=1,
-    num_heads=2,
-    mlp_ratio=2.0,
-    gelu="gelu",
-)
 
 
 @pytest.fixture(scope="module")

@@ -17,23 +17,14 @@ from tvm_mcuformer.cli import main as cli_main
 from tvm_mcuformer.compiler import CompileOptions, compile_model
 from tvm_mcuformer.data import load_split
 from tvm_mcuformer.lowering import KernelCall, KernelProgram, Tensor, TensorKind
-from tvm_mcuformer.models import ViTConfig, build_vit
+from tvm_mcuformer.models import build_vit
 from tvm_mcuformer.planner import plan_arena
 from tvm_mcuformer.planner.baselines import paper_m_bytes, tvm_static_plan_bytes
 from tvm_mcuformer.training import export_pt2
 
+from .conftest import TINY_VIT as TINY
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TINY = ViTConfig(
-    img_size=8,
-    patch_size=4,
-    in_chans=1,
-    num_classes=10,
-    embed_dim=16,
-    depth=1,
-    num_heads=2,
-    mlp_ratio=2.0,
-    gelu="gelu",
-)
 REPORT_KEYS = {
     "planned arena": "planned_arena_bytes",
     "liveness lower bound": "lower_bound_bytes",
