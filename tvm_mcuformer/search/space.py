@@ -1,0 +1,276 @@
+"""Search space of the weight-entangled ViT supernet, and the subnets drawn from it.
+
+A :class:`SearchSpace` fixes the image geometry and the two *space-level*
+factors of MCUFormer (one value each per space; an outer loop evolves them):
+
+- ``rank_ratio`` ρ in (0, 1]: each MLP linear ``W x + b`` becomes
+  ``U_r (V_r^T x) + b`` with ``r = low_rank(ρ, d)``, ``d`` the layer's smaller
+  dimension; ρ = 1 means no factorisation (one plain linear layer);
+- ``patch_size`` p, which sets the token count ``N = (img_size / p) ** 2``.
+
+Inside a space each subnet picks an embedding width, a depth and, per layer,
+a number of heads and an MLP ratio (:class:`SubnetConfig`). Head width is
+``embed_dim / num_heads`` as in :class:`~tvm_mcuformer.models.TinyViT`, so every
+head choice must divide every embedding choice; the MLP hidden width is
+``int(embed_dim * mlp_ratio)``.
+
+:func:`default_space` builds the small MNIST 28x28 space; the outer loop's
+values of ρ and p for it are :data:`DEFAULT_RANK_RATIOS` and
+:data:`DEFAULT_PATCH_SIZES`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tvm_mcuformer.models import GELU_KINDS
+
+DEFAULT_EMBED_DIMS = (32, 48, 64)
+DEFAULT_NUM_HEADS = (2, 4)
+DEFAULT_MLP_RATIOS = (1.5, 2.0)
+DEFAULT_DEPTHS = (1, 2, 3)
+DEFAULT_RANK_RATIOS = (0.25, 0.5, 1.0)
+"""Values of ρ the outer loop explores for the default space (1.0: no factorisation)."""
+DEFAULT_PATCH_SIZES = (4, 7)
+"""Patch sizes the outer loop explores on 28x28 images: 49 or 16 tokens."""
+
+
+def low_rank(rank_ratio: float, dim: int) -> int:
+    """Rank of a factorised layer whose smaller dimension is ``dim``: ``max(1, ρ·dim)``.
+
+    ``ρ·dim`` is rounded half up, so the rank never exceeds ``dim`` for ρ ≤ 1.
+    """
+    return max(1, math.floor(rank_ratio * dim + 0.5))
+
+
+def _check_rank_ratio(owner: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ValueError(f"{owner}.rank_ratio={value!r} must be a number in (0, 1]")
+
+
+def _positive_int(owner: str, field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}.{field}={value!r} must be a positive integer")
+
+
+def _choices(owner: str, field: str, values: Sequence, kind: type) -> tuple:
+    """Validate a non-empty set of positive choices; return it sorted and deduplicated."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"{owner}.{field}={values!r} must be a non-empty sequence of choices")
+    for v in values:
+        ok = isinstance(v, int) if kind is int else isinstance(v, int | float)
+        if isinstance(v, bool) or not ok or v <= 0:
+            raise ValueError(f"{owner}.{field} holds {v!r}; every choice must be a positive {kind}")
+    return tuple(sorted({kind(v) for v in values}))
+
+
+@dataclass(frozen=True)
+class SubnetConfig:
+    """One architecture of a space: validated on construction (not against a space).
+
+    ``num_heads`` and ``mlp_ratios`` hold one entry per layer (``depth`` of
+    them). Use :meth:`SearchSpace.check` to test membership in a space.
+    """
+
+    embed_dim: int
+    depth: int
+    num_heads: tuple[int, ...]
+    mlp_ratios: tuple[float, ...]
+    rank_ratio: float
+    patch_size: int
+
+    def __post_init__(self) -> None:
+        for field in ("embed_dim", "depth", "patch_size"):
+            _positive_int("SubnetConfig", field, getattr(self, field))
+        _check_rank_ratio("SubnetConfig", self.rank_ratio)
+        for field in ("num_heads", "mlp_ratios"):
+            value = getattr(self, field)
+            if not isinstance(value, tuple) or len(value) != self.depth:
+                raise ValueError(
+                    f"SubnetConfig.{field}={value!r} must be a tuple with one entry per layer "
+                    f"(depth={self.depth})"
+                )
+        for layer, heads in enumerate(self.num_heads):
+            _positive_int("SubnetConfig", f"num_heads[{layer}]", heads)
+            if self.embed_dim % heads:
+                raise ValueError(
+                    f"SubnetConfig: num_heads[{layer}]={heads} does not divide "
+                    f"embed_dim={self.embed_dim}"
+                )
+        for layer, hidden in enumerate(self.mlp_hidden):
+            if hidden < 1:
+                raise ValueError(
+                    f"SubnetConfig: mlp_ratios[{layer}]={self.mlp_ratios[layer]!r} "
+                    "gives an empty MLP"
+                )
+
+    @property
+    def mlp_hidden(self) -> tuple[int, ...]:
+        """MLP hidden width of each layer, ``int(embed_dim * mlp_ratio)``."""
+        return tuple(int(self.embed_dim * r) for r in self.mlp_ratios)
+
+    @property
+    def mlp_ranks(self) -> tuple[int, ...]:
+        """Rank of both MLP linears of each layer (``low_rank(ρ, min(embed, hidden))``)."""
+        return tuple(low_rank(self.rank_ratio, min(self.embed_dim, h)) for h in self.mlp_hidden)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Choices of a supernet; validated on construction, choice tuples stored sorted.
+
+    ``embed_dims``, ``num_heads``, ``mlp_ratios`` and ``depths`` are the
+    per-subnet choices (heads and MLP ratio are chosen per layer);
+    ``rank_ratio`` and ``patch_size`` are single space-level values. Images
+    are ``(in_chans, img_size, img_size)``; ``gelu`` is ``"gelu"`` or ``"quick"``.
+    """
+
+    embed_dims: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    mlp_ratios: tuple[float, ...]
+    depths: tuple[int, ...]
+    rank_ratio: float
+    patch_size: int
+    img_size: int
+    in_chans: int
+    num_classes: int
+    gelu: str = "quick"
+
+    def __post_init__(self) -> None:
+        owner = "SearchSpace"
+        for field, kind in (
+            ("embed_dims", int),
+            ("num_heads", int),
+            ("mlp_ratios", float),
+            ("depths", int),
+        ):
+            object.__setattr__(self, field, _choices(owner, field, getattr(self, field), kind))
+        for field in ("patch_size", "img_size", "in_chans", "num_classes"):
+            _positive_int(owner, field, getattr(self, field))
+        _check_rank_ratio(owner, self.rank_ratio)
+        if self.img_size % self.patch_size:
+            raise ValueError(
+                f"SearchSpace: patch_size={self.patch_size} does not divide "
+                f"img_size={self.img_size}; pick a patch size that divides the image side"
+            )
+        for d in self.embed_dims:
+            bad = [h for h in self.num_heads if d % h]
+            if bad:
+                raise ValueError(
+                    f"SearchSpace: num_heads {bad} do not divide embed_dim={d}; every head "
+                    "choice must divide every embedding choice"
+                )
+            if int(d * self.mlp_ratios[0]) < 1:
+                raise ValueError(
+                    f"SearchSpace: mlp_ratio={self.mlp_ratios[0]} gives an empty MLP at "
+                    f"embed_dim={d}"
+                )
+        if self.gelu not in GELU_KINDS:
+            raise ValueError(
+                f"SearchSpace.gelu={self.gelu!r} is unknown; choose one of: {', '.join(GELU_KINDS)}"
+            )
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per image, ``(img_size / patch_size) ** 2``."""
+        return (self.img_size // self.patch_size) ** 2
+
+    @property
+    def max_depth(self) -> int:
+        return self.depths[-1]
+
+    def _config(self, embed: int, depth: int, heads: Sequence[int], ratios: Sequence[float]):
+        return SubnetConfig(
+            embed, depth, tuple(heads), tuple(ratios), self.rank_ratio, self.patch_size
+        )
+
+    def largest(self) -> SubnetConfig:
+        """The subnet with every choice at its maximum."""
+        d = self.max_depth
+        return self._config(
+            self.embed_dims[-1], d, [self.num_heads[-1]] * d, [self.mlp_ratios[-1]] * d
+        )
+
+    def smallest(self) -> SubnetConfig:
+        """The subnet with every choice at its minimum."""
+        d = self.depths[0]
+        return self._config(
+            self.embed_dims[0], d, [self.num_heads[0]] * d, [self.mlp_ratios[0]] * d
+        )
+
+    def sample(self, rng: np.random.Generator) -> SubnetConfig:
+        """Draw a subnet uniformly per choice (depth, embed, then heads and MLP ratio per layer)."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"sample needs a numpy.random.Generator (np.random.default_rng(seed)), "
+                f"not {type(rng).__name__}"
+            )
+        depth = self.depths[rng.integers(len(self.depths))]
+        embed = self.embed_dims[rng.integers(len(self.embed_dims))]
+        heads = [self.num_heads[i] for i in rng.integers(len(self.num_heads), size=depth)]
+        ratios = [self.mlp_ratios[i] for i in rng.integers(len(self.mlp_ratios), size=depth)]
+        return self._config(embed, depth, heads, ratios)
+
+    def check(self, cfg: SubnetConfig) -> None:
+        """Raise ``ValueError`` naming the first field of ``cfg`` outside this space."""
+        if not isinstance(cfg, SubnetConfig):
+            raise TypeError(f"expected a SubnetConfig, not {type(cfg).__name__}")
+        for field in ("rank_ratio", "patch_size"):
+            if getattr(cfg, field) != getattr(self, field):
+                raise ValueError(
+                    f"subnet {field}={getattr(cfg, field)!r} differs from the space's "
+                    f"{getattr(self, field)!r} (a space-level factor)"
+                )
+        outside = [
+            (field, value, choices)
+            for field, values, choices in (
+                ("embed_dim", (cfg.embed_dim,), self.embed_dims),
+                ("depth", (cfg.depth,), self.depths),
+                ("num_heads", cfg.num_heads, self.num_heads),
+                ("mlp_ratios", cfg.mlp_ratios, self.mlp_ratios),
+            )
+            for value in values
+            if value not in choices
+        ]
+        if outside:
+            field, value, choices = outside[0]
+            raise ValueError(f"subnet {field} {value!r} is not a choice of the space {choices}")
+
+    def is_subspace_of(self, other: SearchSpace) -> bool:
+        """True when every subnet of this space is a subnet of ``other``."""
+        same = ("rank_ratio", "patch_size", "img_size", "in_chans", "num_classes", "gelu")
+        return all(getattr(self, f) == getattr(other, f) for f in same) and all(
+            set(getattr(self, f)) <= set(getattr(other, f))
+            for f in ("embed_dims", "num_heads", "mlp_ratios", "depths")
+        )
+
+
+def default_space(
+    rank_ratio: float = 0.5,
+    patch_size: int = 7,
+    img_size: int = 28,
+    in_chans: int = 1,
+    num_classes: int = 10,
+) -> SearchSpace:
+    """The small MNIST space: embed {32, 48, 64}, heads {2, 4}, MLP ratio {1.5, 2}, depth 1-3.
+
+    ``rank_ratio`` and ``patch_size`` pick the space-level factors (see
+    :data:`DEFAULT_RANK_RATIOS`, :data:`DEFAULT_PATCH_SIZES`); the geometry
+    arguments let the same choices serve another dataset (e.g. 8x8 digits
+    with ``patch_size=4``). QuickGELU, like ``DEMO_CONFIG``.
+    """
+    return SearchSpace(
+        embed_dims=DEFAULT_EMBED_DIMS,
+        num_heads=DEFAULT_NUM_HEADS,
+        mlp_ratios=DEFAULT_MLP_RATIOS,
+        depths=DEFAULT_DEPTHS,
+        rank_ratio=rank_ratio,
+        patch_size=patch_size,
+        img_size=img_size,
+        in_chans=in_chans,
+        num_classes=num_classes,
+    )

@@ -1,0 +1,282 @@
+"""AutoFormer-style weight-entangled ViT supernet with low-rank MLPs, and subnet extraction.
+
+:class:`Supernet` holds the weights of the largest subnet of a
+:class:`~tvm_mcuformer.search.space.SearchSpace`; every subnet uses the leading
+slices of the same tensors (weight entanglement):
+
+- patch embedding ``Conv2d`` weight/bias ``[:embed]``;
+- position embedding ``(1, N, D_max)`` sliced to ``[:, :, :embed]``;
+- LayerNorm weight/bias ``[:embed]``;
+- qkv: the weight is three stacked ``(D_max, D_max)`` blocks (q, k, v); a
+  subnet takes ``[:embed, :embed]`` of each block, so q, k and v each keep
+  their leading rows; proj ``[:embed, :embed]``;
+- MLP linear ``in -> out``: with ρ = 1 a plain weight ``[:out, :in]``;
+  with ρ < 1 the factors ``V (R_max, in_max)`` and ``U (out_max, R_max)``
+  sliced to ``V[:r, :in]`` and ``U[:out, :r]``, ``r = low_rank(ρ, min(in, out))``,
+  so the layer computes ``U_r (V_r x) + b[:out]``;
+- blocks ``[:depth]``; classifier weight ``[:, :embed]``.
+
+The layout is :class:`~tvm_mcuformer.models.TinyViT`'s: pre-LN blocks, one
+qkv linear sliced on the last axis, 4-D attention tensors, LayerNorm, mean
+over tokens, linear head; no class token. :meth:`Supernet.extract` copies a
+subnet into a standalone :class:`SubnetViT` of standard modules (``Conv2d``,
+``Linear``, ``LayerNorm``, TinyViT's ``Attention``, GELU or QuickGELU) that
+computes the same function and exports with ``torch.export``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tvm_mcuformer.models import QuickGELU
+from tvm_mcuformer.models.vit import Attention
+from tvm_mcuformer.search.space import SearchSpace, SubnetConfig, low_rank
+
+
+def _activation(kind: str) -> nn.Module:
+    return nn.GELU() if kind == "gelu" else QuickGELU()
+
+
+def _attend(qkv: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Multi-head attention on a ``(B, N, 3D)`` qkv tensor, exactly as TinyViT's ``Attention``."""
+    b, n, three_d = qkv.shape
+    d = three_d // 3
+    head_dim = d // num_heads
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(b, n, num_heads, head_dim).permute(0, 2, 1, 3)
+
+    q, k, v = heads(qkv[:, :, :d]), heads(qkv[:, :, d : 2 * d]), heads(qkv[:, :, 2 * d :])
+    attn = torch.softmax((q * head_dim**-0.5) @ k.transpose(-2, -1), dim=-1)
+    return (attn @ v).permute(0, 2, 1, 3).reshape(b, n, d)
+
+
+class SuperMLPLinear(nn.Module):
+    """Entangled MLP linear ``in_max -> out_max``: plain when ρ = 1, else ``U (V x) + b``.
+
+    Factors are initialised from the truncated SVD of a ``trunc_normal(0.02)``
+    weight, so ``U V`` starts as the best rank-``R_max`` approximation of it.
+    """
+
+    def __init__(self, in_max: int, out_max: int, rank_ratio: float) -> None:
+        super().__init__()
+        self.rank_ratio = rank_ratio
+        full = nn.init.trunc_normal_(torch.empty(out_max, in_max), std=0.02)
+        self.bias = nn.Parameter(torch.zeros(out_max))
+        if rank_ratio == 1:
+            self.weight = nn.Parameter(full)
+            return
+        rank = low_rank(rank_ratio, min(in_max, out_max))
+        p, s, qt = torch.linalg.svd(full, full_matrices=False)
+        root = s[:rank].sqrt()
+        self.u = nn.Parameter(p[:, :rank] * root)
+        self.v = nn.Parameter(root[:, None] * qt[:rank])
+
+    @property
+    def factorised(self) -> bool:
+        return self.rank_ratio != 1
+
+    def forward(self, x: torch.Tensor, out: int) -> torch.Tensor:
+        n_in = x.shape[-1]
+        if not self.factorised:
+            return F.linear(x, self.weight[:out, :n_in], self.bias[:out])
+        r = low_rank(self.rank_ratio, min(n_in, out))
+        return F.linear(F.linear(x, self.v[:r, :n_in]), self.u[:out, :r], self.bias[:out])
+
+    def extract(self, n_in: int, out: int) -> nn.Module:
+        """Standalone copy with copied weights: ``Linear(in, out)`` when not factorised, else
+        ``Sequential(Linear(in, r, bias=False), Linear(r, out))`` (V first, then U with the bias).
+        """
+        if not self.factorised:
+            return _linear(self.weight[:out, :n_in], self.bias[:out])
+        r = low_rank(self.rank_ratio, min(n_in, out))
+        return nn.Sequential(
+            _linear(self.v[:r, :n_in], None), _linear(self.u[:out, :r], self.bias[:out])
+        )
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer
+
+
+def _layer_norm(weight: torch.Tensor, bias: torch.Tensor, eps: float) -> nn.LayerNorm:
+    norm = nn.LayerNorm(weight.shape[0], eps=eps)
+    with torch.no_grad():
+        norm.weight.copy_(weight)
+        norm.bias.copy_(bias)
+    return norm
+
+
+class SuperBlock(nn.Module):
+    """Pre-LN transformer block at the space's largest widths; runs any narrower subnet layer."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        d = space.embed_dims[-1]
+        hidden = int(d * space.mlp_ratios[-1])
+        self.dim = d
+        self.norm1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)  # rows: q block, k block, v block
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.fc1 = SuperMLPLinear(d, hidden, space.rank_ratio)
+        self.act = _activation(space.gelu)
+        self.fc2 = SuperMLPLinear(hidden, d, space.rank_ratio)
+
+    def _qkv_slices(self, embed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [slice(i * self.dim, i * self.dim + embed) for i in range(3)]
+        weight = torch.cat([self.qkv.weight[r, :embed] for r in rows])
+        return weight, torch.cat([self.qkv.bias[r] for r in rows])
+
+    def forward(self, x: torch.Tensor, num_heads: int, hidden: int) -> torch.Tensor:
+        e = x.shape[-1]
+        h = F.layer_norm(x, (e,), self.norm1.weight[:e], self.norm1.bias[:e], self.norm1.eps)
+        attn = _attend(F.linear(h, *self._qkv_slices(e)), num_heads)
+        x = x + F.linear(attn, self.proj.weight[:e, :e], self.proj.bias[:e])
+        h = F.layer_norm(x, (e,), self.norm2.weight[:e], self.norm2.bias[:e], self.norm2.eps)
+        return x + self.fc2(self.act(self.fc1(h, hidden)), e)
+
+    def extract(self, embed: int, num_heads: int, hidden: int) -> SubnetBlock:
+        attn = Attention(embed, num_heads)
+        with torch.no_grad():
+            weight, bias = self._qkv_slices(embed)
+            attn.qkv.weight.copy_(weight)
+            attn.qkv.bias.copy_(bias)
+            attn.proj.weight.copy_(self.proj.weight[:embed, :embed])
+            attn.proj.bias.copy_(self.proj.bias[:embed])
+        mlp = nn.Sequential(
+            self.fc1.extract(embed, hidden), type(self.act)(), self.fc2.extract(hidden, embed)
+        )
+        return SubnetBlock(
+            _layer_norm(self.norm1.weight[:embed], self.norm1.bias[:embed], self.norm1.eps),
+            attn,
+            _layer_norm(self.norm2.weight[:embed], self.norm2.bias[:embed], self.norm2.eps),
+            mlp,
+        )
+
+
+class SubnetBlock(nn.Module):
+    """Pre-LN block of an extracted subnet: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
+
+    def __init__(
+        self, norm1: nn.LayerNorm, attn: Attention, norm2: nn.LayerNorm, mlp: nn.Sequential
+    ) -> None:
+        super().__init__()
+        self.norm1, self.attn, self.norm2, self.mlp = norm1, attn, norm2, mlp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class SubnetViT(nn.Module):
+    """A subnet as a standalone model, ``(B, C, H, W)`` -> logits; see :meth:`Supernet.extract`.
+
+    ``self.config`` is its :class:`SubnetConfig`, ``self.space`` the space it came from.
+    Each MLP is ``Sequential(fc1, activation, fc2)`` where a factorised linear
+    is ``Sequential(Linear(in, r, bias=False), Linear(r, out))``.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        cfg: SubnetConfig,
+        patch_embed: nn.Conv2d,
+        pos_embed: torch.Tensor,
+        blocks: list[SubnetBlock],
+        norm: nn.LayerNorm,
+        head: nn.Linear,
+    ) -> None:
+        super().__init__()
+        self.space, self.config = space, cfg
+        self.patch_embed = patch_embed
+        self.pos_embed = nn.Parameter(pos_embed)
+        self.blocks = nn.Sequential(*blocks)
+        self.norm = norm
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = self.blocks(x + self.pos_embed)
+        return self.head(self.norm(x).mean(dim=1))
+
+
+class Supernet(nn.Module):
+    """Weight-entangled supernet over ``space``; ``forward(x, cfg)`` runs subnet ``cfg``.
+
+    ``x`` is ``(B, in_chans, img_size, img_size)``; ``cfg`` must belong to
+    ``space`` (``ValueError`` otherwise). Initialisation follows TinyViT
+    (``trunc_normal(0.02)`` linears and position embedding, zero biases);
+    seed torch first to fix it.
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        if not isinstance(space, SearchSpace):
+            raise TypeError(f"Supernet needs a SearchSpace, not {type(space).__name__}")
+        self.space = space
+        d, p = space.embed_dims[-1], space.patch_size
+        self.patch_embed = nn.Conv2d(space.in_chans, d, kernel_size=p, stride=p)
+        self.pos_embed = nn.Parameter(torch.zeros(1, space.num_tokens, d))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.blocks = nn.ModuleList(SuperBlock(space) for _ in range(space.max_depth))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, space.num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        s = self.space
+        want = (s.in_chans, s.img_size, s.img_size)
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != want:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"Supernet input {shape} must be images (B, {', '.join(map(str, want))})"
+            )
+
+    def forward(self, x: torch.Tensor, cfg: SubnetConfig) -> torch.Tensor:
+        self._check_input(x)
+        self.space.check(cfg)
+        e = cfg.embed_dim
+        x = F.conv2d(
+            x, self.patch_embed.weight[:e], self.patch_embed.bias[:e], self.space.patch_size
+        )
+        x = x.flatten(2).transpose(1, 2) + self.pos_embed[:, :, :e]
+        for block, heads, hidden in zip(self.blocks, cfg.num_heads, cfg.mlp_hidden, strict=False):
+            x = block(x, heads, hidden)
+        x = F.layer_norm(x, (e,), self.norm.weight[:e], self.norm.bias[:e], self.norm.eps)
+        return F.linear(x.mean(dim=1), self.head.weight[:, :e], self.head.bias)
+
+    def extract(self, cfg: SubnetConfig) -> SubnetViT:
+        """Copy subnet ``cfg`` into a standalone :class:`SubnetViT` (eval mode, same outputs)."""
+        self.space.check(cfg)
+        e, s = cfg.embed_dim, self.space
+        patch = nn.Conv2d(s.in_chans, e, kernel_size=s.patch_size, stride=s.patch_size)
+        with torch.no_grad():
+            patch.weight.copy_(self.patch_embed.weight[:e])
+            patch.bias.copy_(self.patch_embed.bias[:e])
+            blocks = [
+                block.extract(e, heads, hidden)
+                for block, heads, hidden in zip(
+                    self.blocks, cfg.num_heads, cfg.mlp_hidden, strict=False
+                )
+            ]
+            model = SubnetViT(
+                s,
+                cfg,
+                patch,
+                self.pos_embed[:, :, :e].clone(),
+                blocks,
+                _layer_norm(self.norm.weight[:e], self.norm.bias[:e], self.norm.eps),
+                _linear(self.head.weight[:, :e], self.head.bias),
+            )
+        return model.eval()
