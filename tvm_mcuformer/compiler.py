@@ -164,6 +164,36 @@ def _quant_report(opts: CompileOptions) -> dict | None:
     }
 
 
+@dataclass
+class PlannedModel:
+    """A model as the compiler lays it out: lowered Relax, kernel calls, arena plan, report."""
+
+    lowered: tvm.IRModule
+    program: KernelProgram
+    plan: ArenaPlan
+    memory: dict
+
+
+def plan_model(model: ImportedModel, options: CompileOptions | None = None) -> PlannedModel:
+    """Lower and plan ``model`` (as given: float, or already integer) without emitting C.
+
+    ``memory`` is the report of :func:`compile_model`'s metadata, budget check not
+    applied: the architecture search asks this for the memory of candidates.
+    """
+    opts = options or CompileOptions()
+    board, _, _ = opts.resolve()
+    passes = lowering_passes(
+        token_overwrite=opts.token_overwrite,
+        decompose_patch=opts.decompose_patch,
+        field=opts.patch_field,
+    )
+    lowered, program = lower(model, passes)
+    plan = plan_arena(
+        program, opts.planner, alignment=board.arena_alignment, token_overwrite=opts.token_overwrite
+    )
+    return PlannedModel(lowered, program, plan, _memory_report(lowered, program, plan, opts))
+
+
 def compile_model(
     model: ImportedModel | str | Path, options: CompileOptions | None = None
 ) -> Artifact:
@@ -181,16 +211,8 @@ def compile_model(
     float_model = imported
     if opts.quantize == "int8":
         imported = quantize_model(imported, opts.calibration, opts.quant)
-    passes = lowering_passes(
-        token_overwrite=opts.token_overwrite,
-        decompose_patch=opts.decompose_patch,
-        field=opts.patch_field,
-    )
-    lowered, program = lower(imported, passes)
-    plan = plan_arena(
-        program, opts.planner, alignment=board.arena_alignment, token_overwrite=opts.token_overwrite
-    )
-    memory = _memory_report(lowered, program, plan, opts)
+    planned = plan_model(imported, opts)
+    lowered, program, plan, memory = planned.lowered, planned.program, planned.plan, planned.memory
     _check_budget(memory, board)
 
     with tempfile.TemporaryDirectory(prefix="mcuformer-plot-") as tmp:

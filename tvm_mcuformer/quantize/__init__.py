@@ -15,7 +15,7 @@ from .calibrate import calibrate
 from .config import QuantConfig
 from .integerize import integerize
 
-__all__ = ["QuantConfig", "quantize_model"]
+__all__ = ["QuantConfig", "integer_layout", "quantize_model"]
 
 
 def quantize_model(
@@ -40,6 +40,32 @@ def quantize_model(
     recognized = recognize_all(model.mod)
     ranges = calibrate(recognized, samples, config.calibration, progress=progress)
     mod, in_scales, out_scales = integerize(recognized, ranges, config)
+    inputs = [
+        TensorSpec(t.name, t.shape, "int8", s, 0)
+        for t, s in zip(model.inputs, in_scales, strict=True)
+    ]
+    outputs = [
+        TensorSpec(t.name, t.shape, "int8", s, 0)
+        for t, s in zip(model.outputs, out_scales, strict=True)
+    ]
+    return ImportedModel(mod, inputs, outputs, model.source)
+
+
+class _UnitRanges(dict):
+    def __missing__(self, key: int) -> float:
+        return 1.0
+
+
+def integer_layout(model: ImportedModel, config: QuantConfig | None = None) -> ImportedModel:
+    """``model``'s integer-only module with placeholder scales (every range 1.0).
+
+    Its outputs are meaningless, but its tensors, kernels and therefore its memory
+    are exactly those of the calibrated model: memory planning (the architecture
+    search) uses it to skip calibration.
+    """
+    mod, in_scales, out_scales = integerize(
+        recognize_all(model.mod), _UnitRanges(), config or QuantConfig()
+    )
     inputs = [
         TensorSpec(t.name, t.shape, "int8", s, 0)
         for t, s in zip(model.inputs, in_scales, strict=True)
