@@ -11,11 +11,13 @@ memory_timeline.png); progress goes to stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .compiler import CompileOptions, compile_model
@@ -32,6 +34,34 @@ CALIBRATION_SAMPLES = 256
 
 def _step(msg: str) -> None:
     print(f"[demo] {msg}", file=sys.stderr, flush=True)
+
+
+def deploy(
+    pt2: Path,
+    out: Path,
+    board: str,
+    options: CompileOptions,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    limit: int | None = None,
+) -> dict:
+    """Compile ``pt2`` into ``out/model.tar``, build ``out/project`` and run the test set on
+    the board's emulator and the host build; return the device report."""
+    _step(f"compiling {pt2.name} for {board} ({options.quantize})")
+    artifact = compile_model(pt2, dataclasses.replace(options, board=board))
+    artifact_path = artifact.write(out / "model.tar")
+    artifact.extract("memory_timeline.png", out / "memory_timeline.png")
+
+    _step("creating and building the bare-metal firmware")
+    project = out / "project"
+    create_project(project, artifact_path, "baremetal", board=board, force=True)
+    build_project(project)
+
+    _step(f"running the test set on QEMU {board} (host-driven) and on the host build")
+    report = evaluate(project, x_test, y_test, limit=limit)
+    report.pop("outputs", None)
+    report["quantization"] = artifact.metadata["quantization"]
+    return report
 
 
 def run_demo(
@@ -61,22 +91,16 @@ def run_demo(
     _step(f"float top-1 on {len(x_test)} test images: {float_top1:.4f}")
 
     pt2 = export_pt2(model, torch.from_numpy(x_test[:1]), out / "model.pt2")
-    _step(f"compiling {pt2.name} for {board} ({quantize})")
     calibration = x_train[:CALIBRATION_SAMPLES, None] if quantize == "int8" else None
-    artifact = compile_model(
-        pt2, CompileOptions(board=board, quantize=quantize, calibration=calibration)
+    report = deploy(
+        pt2,
+        out,
+        board,
+        CompileOptions(quantize=quantize, calibration=calibration),
+        x_test,
+        y_test,
+        limit=limit,
     )
-    artifact_path = artifact.write(out / "model.tar")
-    artifact.extract("memory_timeline.png", out / "memory_timeline.png")
-
-    _step("creating and building the bare-metal firmware")
-    project = out / "project"
-    create_project(project, artifact_path, "baremetal", board=board, force=True)
-    build_project(project)
-
-    _step(f"running the test set on QEMU {board} (host-driven) and on the host build")
-    report = evaluate(project, x_test, y_test, limit=limit)
-    report.pop("outputs", None)
     report["accuracy"]["float_top1"] = float_top1
     report["model"] = {
         "config": DEMO_CONFIG.__dict__,
@@ -84,7 +108,6 @@ def run_demo(
         "macs": count_macs(DEMO_CONFIG),
     }
     report["dataset"] = {"name": DATASET, "split": "stratified 4000/1000", "seed": seed}
-    report["quantization"] = artifact.metadata["quantization"]
     report["wall_seconds"] = round(time.time() - started, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     print(format_summary(report))
