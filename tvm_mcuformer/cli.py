@@ -1,7 +1,8 @@
 """The ``tvm-mcuformer`` command line: a thin layer over the Python API.
 
 Subcommands: ``compile`` (like ``tvmc compile``), ``micro create|build|flash``
-and ``run`` (like ``tvmc micro`` / ``tvmc run``), and ``demo``.
+and ``run`` (like ``tvmc micro`` / ``tvmc run``), ``search`` (memory-constrained
+architecture search) and ``demo``.
 Errors in user input print one clear line and exit with status 2.
 """
 
@@ -104,9 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", default="int8", choices=["int8", "none"])
     p.set_defaults(func=_cmd_demo)
 
-    from .micro.cli import register
+    from .micro.cli import register as register_micro
+    from .search.cli import register as register_search
 
-    register(sub)
+    register_micro(sub)
+    register_search(sub)
     return parser
 
 
