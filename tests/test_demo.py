@@ -19,3 +19,13 @@ def test_demo_writes_a_complete_report(tmp_path):
     assert mem["measured"]["peak_sram_bytes"] <= mem["budget"]["sram_bytes"]
     assert mem["measured"]["arena_symbol_bytes"] == mem["planned_arena_bytes"]
     assert lat["instructions_per_inference"] > lat["macs"] > 0
+
+
+def test_demo_with_search_deploys_the_found_architecture(tmp_path):
+    report = run_demo(tmp_path, epochs=1, limit=10, search=True)
+    found = json.loads((tmp_path / "search" / "search.json").read_text())
+    assert report["model"]["searched"] is True
+    written = json.loads((tmp_path / "report.json").read_text())
+    assert written["model"]["config"] == found["best"]["architecture"]
+    assert report["accuracy"]["device_equals_host"] is True
+    assert (tmp_path / "search" / "pareto.png").is_file()

@@ -61,7 +61,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(
-        args.out, board=args.board, epochs=args.epochs, limit=args.limit, quantize=args.quantize
+        args.out,
+        board=args.board,
+        epochs=args.epochs,
+        limit=args.limit,
+        quantize=args.quantize,
+        search=args.search,
     )
     return 0
 
@@ -103,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: tuned)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only N test images")
     p.add_argument("--quantize", default="int8", choices=["int8", "none"])
+    p.add_argument(
+        "--search", action="store_true", help="deploy an architecture found by a quick search"
+    )
     p.set_defaults(func=_cmd_demo)
 
     from .micro.cli import register as register_micro

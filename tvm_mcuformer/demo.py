@@ -20,12 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .boards import get_board
 from .compiler import CompileOptions, compile_model
 from .data import load_split
 from .micro.build import build_project
 from .micro.evaluate import evaluate
 from .micro.project import create_project
-from .models import DEMO_CONFIG, build_vit, count_macs
+from .models import DEMO_CONFIG, build_vit
+from .search.run import run_search
+from .search.space import SearchSpace, SubnetConfig
+from .search.supernet import Supernet
 from .training import DEMO_RECIPE, evaluate_top1, export_pt2, train
 
 DATASET = "mnist5k"
@@ -64,6 +68,18 @@ def deploy(
     return report
 
 
+def _searched_model(out: Path, board: str, seed: int) -> tuple[torch.nn.Module, dict]:
+    """A quick search within ``board``'s budget; its best architecture, newly initialised."""
+    spec = get_board(board)
+    _step(f"searching an architecture within {spec.sram_bytes} B SRAM / {spec.flash_bytes} B flash")
+    found = run_search(
+        DATASET, spec.sram_bytes, spec.flash_bytes, out, quick=True, board=board, seed=seed
+    )
+    saved = torch.load(found["best"]["paths"]["pt"], map_location="cpu", weights_only=True)
+    model = Supernet(SearchSpace(**saved["space"])).extract(SubnetConfig(**saved["config"]))
+    return model, found["best"]["architecture"]
+
+
 def run_demo(
     out: str | Path,
     board: str = "mps2-an500",
@@ -71,11 +87,15 @@ def run_demo(
     limit: int | None = None,
     seed: int = 0,
     quantize: str = "int8",
+    search: bool = False,
 ) -> dict:
     """Run the whole demo into directory ``out`` and return the report.
 
     ``quantize="int8"`` (default) deploys the integer-only model calibrated on 256
-    training images; ``"none"`` deploys float.
+    training images; ``"none"`` deploys float. ``search`` first runs a quick
+    architecture search within the board's budget (``out/search``) and deploys
+    the architecture it finds, trained from scratch with the demo recipe,
+    instead of ``DEMO_CONFIG``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,10 +103,14 @@ def run_demo(
 
     x_train, y_train = load_split(DATASET, "train", seed=seed)
     x_test, y_test = load_split(DATASET, "test", seed=seed)
-    _step(f"training a ViT ({DEMO_CONFIG.num_tokens} tokens) on {len(x_train)} MNIST-5k images")
     torch.manual_seed(seed)
+    if search:
+        model, architecture = _searched_model(out / "search", board, seed)
+    else:
+        model, architecture = build_vit(DEMO_CONFIG), dict(DEMO_CONFIG.__dict__)
+    _step(f"training the ViT on {len(x_train)} MNIST-5k images")
     recipe = {**DEMO_RECIPE, "epochs": epochs or DEMO_RECIPE["epochs"]}
-    model = train(build_vit(DEMO_CONFIG), x_train, y_train, seed=seed, **recipe)
+    model = train(model, x_train, y_train, seed=seed, **recipe)
     float_top1 = evaluate_top1(model, x_test, y_test)
     _step(f"float top-1 on {len(x_test)} test images: {float_top1:.4f}")
 
@@ -103,9 +127,9 @@ def run_demo(
     )
     report["accuracy"]["float_top1"] = float_top1
     report["model"] = {
-        "config": DEMO_CONFIG.__dict__,
+        "config": architecture,
+        "searched": search,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "macs": count_macs(DEMO_CONFIG),
     }
     report["dataset"] = {"name": DATASET, "split": "stratified 4000/1000", "seed": seed}
     report["wall_seconds"] = round(time.time() - started, 1)
