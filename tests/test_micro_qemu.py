@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -31,10 +30,6 @@ from tvm_mcuformer.micro import (  # noqa: E402
 )
 from tvm_mcuformer.micro.transport import DeviceError, start_qemu  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm", "make", "cc")),
-    reason="needs arm-none-eabi-gcc, qemu-system-arm, make and cc (scripts/setup.sh)",
-)
 TIMEOUT = 30.0
 N_IN = 16  # the toy model's default 1x1x4x4 input
 

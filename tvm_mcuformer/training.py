@@ -68,6 +68,19 @@ def _random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torc
     return torch.stack([padded[i, :, r : r + h, c : c + w] for i, (r, c) in enumerate(offsets)])
 
 
+def warmup_cosine(steps_per_epoch: int, epochs: int):
+    """Learning-rate factor per step: linear warm-up over one epoch, then cosine to zero."""
+    total = epochs * steps_per_epoch
+    warmup = min(steps_per_epoch, total - 1)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+    return schedule
+
+
 def train(
     model: nn.Module,
     x: ArrayLike,
@@ -107,16 +120,8 @@ def train(
         gen = torch.Generator().manual_seed(seed)
         n = len(xt)
         steps_per_epoch = math.ceil(n / batch_size)
-        total = epochs * steps_per_epoch
-        warmup = min(steps_per_epoch, total - 1)
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
-
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps_per_epoch, epochs))
         loss_fn = nn.CrossEntropyLoss()
         model.train()
         for epoch in range(1, epochs + 1):

@@ -18,6 +18,21 @@ from .integerize import integerize
 __all__ = ["QuantConfig", "integer_layout", "quantize_model"]
 
 
+def _int8_model(
+    model: ImportedModel, mod, in_scales: list[float], out_scales: list[float]
+) -> ImportedModel:
+    """The integer module with int8 I/O specs carrying their scales."""
+
+    def specs(tensors, scales):
+        return [
+            TensorSpec(t.name, t.shape, "int8", s, 0) for t, s in zip(tensors, scales, strict=True)
+        ]
+
+    return ImportedModel(
+        mod, specs(model.inputs, in_scales), specs(model.outputs, out_scales), model.source
+    )
+
+
 def quantize_model(
     model: ImportedModel,
     samples: np.ndarray,
@@ -39,16 +54,7 @@ def quantize_model(
             )
     recognized = recognize_all(model.mod)
     ranges = calibrate(recognized, samples, config.calibration, progress=progress)
-    mod, in_scales, out_scales = integerize(recognized, ranges, config)
-    inputs = [
-        TensorSpec(t.name, t.shape, "int8", s, 0)
-        for t, s in zip(model.inputs, in_scales, strict=True)
-    ]
-    outputs = [
-        TensorSpec(t.name, t.shape, "int8", s, 0)
-        for t, s in zip(model.outputs, out_scales, strict=True)
-    ]
-    return ImportedModel(mod, inputs, outputs, model.source)
+    return _int8_model(model, *integerize(recognized, ranges, config))
 
 
 class _UnitRanges(dict):
@@ -63,15 +69,6 @@ def integer_layout(model: ImportedModel, config: QuantConfig | None = None) -> I
     are exactly those of the calibrated model: memory planning (the architecture
     search) uses it to skip calibration.
     """
-    mod, in_scales, out_scales = integerize(
-        recognize_all(model.mod), _UnitRanges(), config or QuantConfig()
+    return _int8_model(
+        model, *integerize(recognize_all(model.mod), _UnitRanges(), config or QuantConfig())
     )
-    inputs = [
-        TensorSpec(t.name, t.shape, "int8", s, 0)
-        for t, s in zip(model.inputs, in_scales, strict=True)
-    ]
-    outputs = [
-        TensorSpec(t.name, t.shape, "int8", s, 0)
-        for t, s in zip(model.outputs, out_scales, strict=True)
-    ]
-    return ImportedModel(mod, inputs, outputs, model.source)

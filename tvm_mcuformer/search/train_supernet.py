@@ -55,6 +55,7 @@ from tvm_mcuformer.training import (
     _tensors,
     _torch_threads,
     evaluate_top1,
+    warmup_cosine,
 )
 
 CHECKPOINT_RE = re.compile(r"supernet_epoch(\d+)\.pt")
@@ -207,13 +208,7 @@ def _train(
     sandwich = settings["sandwich"]
     sampler = DistributedSampler(range(len(xt)), num_replicas=world, rank=rank, seed=seed)
     steps_per_epoch = math.ceil(len(sampler) / batch_size)
-    total = epochs * steps_per_epoch
-    warmup = min(steps_per_epoch, total - 1)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+    schedule = warmup_cosine(steps_per_epoch, epochs)
 
     opt = torch.optim.AdamW(
         supernet.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
