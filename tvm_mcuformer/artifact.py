@@ -18,29 +18,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .fileio import atomic_write
+
 BINARY_SUFFIXES = (".png",)
-
-
-def _atomic_write(path: Path, fill: Callable[[BinaryIO], None]) -> Path:
-    """Create ``path`` with ``fill(file)``, all or nothing (temporary file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            fill(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _encode(content: str | bytes) -> bytes:
@@ -71,12 +56,12 @@ class Artifact:
                     info.mode = 0o644
                     tar.addfile(info, io.BytesIO(data))
 
-        return _atomic_write(Path(path), fill)
+        return atomic_write(Path(path), fill)
 
     def extract(self, name: str, path: str | Path) -> Path:
         """Write the artifact's file ``name`` to ``path`` atomically; return ``path``."""
         data = _encode(self.files[name])
-        return _atomic_write(Path(path), lambda raw: raw.write(data))
+        return atomic_write(Path(path), lambda raw: raw.write(data))
 
     @classmethod
     def read(cls, path: str | Path) -> Artifact:

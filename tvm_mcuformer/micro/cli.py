@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from tvm_mcuformer.boards import parse_size
+from tvm_mcuformer.fileio import atomic_write
 from tvm_mcuformer.micro import MicroError
 from tvm_mcuformer.micro.build import build_project, flash_project
 from tvm_mcuformer.micro.evaluate import evaluate
@@ -29,19 +27,6 @@ from tvm_mcuformer.micro.project import (
 from tvm_mcuformer.micro.transport import DEFAULT_TIMEOUT
 
 DATASETS = ("digits", "mnist5k")
-
-
-def _write_atomically(path: Path, write: Callable[[object], None], binary: bool) -> None:
-    """Write ``path`` through a temporary file in its directory, renamed when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -109,8 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     outputs = report.pop("outputs")
     if args.outputs:
-        _write_atomically(args.outputs, lambda f: np.savez(f, **outputs), binary=True)
-    _write_atomically(args.report, lambda f: json.dump(report, f, indent=2), binary=False)
+        atomic_write(args.outputs, lambda f: np.savez(f, **outputs), binary=True)
+    atomic_write(args.report, lambda f: json.dump(report, f, indent=2), binary=False)
     acc, lat = report["accuracy"], report["latency"]
     counter = lat["counter"]
     per_inference = (

@@ -44,6 +44,7 @@ from matplotlib.figure import Figure
 
 from tvm_mcuformer.boards import DEFAULT_BOARD, get_board
 from tvm_mcuformer.data import dataset_info, load_split, stratified_split
+from tvm_mcuformer.fileio import write_json_atomic
 from tvm_mcuformer.search.evolution import Candidate, EvolutionConfig, evolutionary_search
 from tvm_mcuformer.search.memory import PlannerMemory, SubnetMemory
 from tvm_mcuformer.search.space import (
@@ -60,7 +61,6 @@ from tvm_mcuformer.search.space_evolution import (
     grid_space,
     space_dir,
     train_space,
-    write_json_atomic,
 )
 from tvm_mcuformer.search.supernet import SubnetViT, Supernet
 from tvm_mcuformer.search.train_supernet import evaluate_subnet

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 import zlib
@@ -55,6 +54,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from tvm_mcuformer.fileio import write_json_atomic
 from tvm_mcuformer.search.space import (
     DEFAULT_PATCH_SIZES,
     DEFAULT_RANK_RATIOS,
@@ -465,21 +465,6 @@ def _settings(base, config, sram_bytes, flash_bytes, data, extra) -> dict:
         "extra": dict(extra or {}),
     }
     return json.loads(json.dumps(settings))  # the form it takes in the state file
-
-
-def write_json_atomic(obj: dict, path: Path) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _differences(new: Mapping, old: Mapping, prefix: str = "") -> list[str]:

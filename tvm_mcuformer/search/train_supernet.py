@@ -47,6 +47,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from tvm_mcuformer.data import dataset_info, load_split
+from tvm_mcuformer.fileio import atomic_write
 from tvm_mcuformer.search.space import SearchSpace, SubnetConfig, default_space
 from tvm_mcuformer.search.supernet import Supernet
 from tvm_mcuformer.training import (
@@ -57,6 +58,11 @@ from tvm_mcuformer.training import (
     evaluate_top1,
     warmup_cosine,
 )
+
+
+def _save_checkpoint(obj: dict, path: Path) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f))
+
 
 CHECKPOINT_RE = re.compile(r"supernet_epoch(\d+)\.pt")
 
@@ -85,19 +91,6 @@ def load_supernet(path: str | Path) -> Supernet:
     supernet = Supernet(SearchSpace(**ckpt["space"]))
     supernet.load_state_dict(ckpt["model"])
     return supernet.eval()
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _log(message: str) -> None:
@@ -271,7 +264,7 @@ def _train(
         path = checkpoint_path(out_dir, epoch)
         if rank == 0:
             out_dir.mkdir(parents=True, exist_ok=True)
-            _save_atomic(
+            _save_checkpoint(
                 {
                     "epoch": epoch,
                     "epochs": epochs,
