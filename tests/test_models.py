@@ -33,17 +33,9 @@ TINY = ViTConfig(
     num_heads=2,
     mlp_ratio=2.0,
 )
-DIGITS = ViTConfig(
-    img_size=8,
-    patch_size=4,
-    in_chans=1,
-    num_classes=10,
-    embed_dim=32,
-    depth=1,
-    num_heads=2,
-    mlp_ratio=2.0,
-    gelu="quick",
-)
+from .conftest import DIGITS_VIT  # noqa: E402
+
+DIGITS = dataclasses.replace(DIGITS_VIT, gelu="quick")
 
 
 @pytest.mark.parametrize("gelu", ["gelu", "quick"])
