@@ -21,6 +21,8 @@ from tvm_mcuformer.models import (
 )
 from tvm_mcuformer.training import DEMO_RECIPE, evaluate_top1, export_pt2, train
 
+from .conftest import DIGITS_VIT
+
 torch.set_num_threads(1)
 
 TINY = ViTConfig(
@@ -33,8 +35,6 @@ TINY = ViTConfig(
     num_heads=2,
     mlp_ratio=2.0,
 )
-from .conftest import DIGITS_VIT  # noqa: E402
-
 DIGITS = dataclasses.replace(DIGITS_VIT, gelu="quick")
 
 
