@@ -8,7 +8,7 @@ from tvm_mcuformer.demo import run_demo
 
 
 def test_demo_writes_a_complete_report(tmp_path):
-    report = run_demo(tmp_path, epochs=1, limit=20)
+    report = run_demo(tmp_path, epochs=1, limit=20, search=False)
     assert json.loads((tmp_path / "report.json").read_text()) == report
     for name in ("model.pt2", "model.tar", "memory_timeline.png", "project/build/firmware.elf"):
         assert (tmp_path / name).is_file(), name
@@ -19,10 +19,11 @@ def test_demo_writes_a_complete_report(tmp_path):
     assert mem["measured"]["peak_sram_bytes"] <= mem["budget"]["sram_bytes"]
     assert mem["measured"]["arena_symbol_bytes"] == mem["planned_arena_bytes"]
     assert lat["instructions_per_inference"] > lat["macs"] > 0
+    assert report["model"]["searched"] is False and report["model"]["config"]["embed_dim"] == 64
 
 
 def test_demo_with_search_deploys_the_found_architecture(tmp_path):
-    report = run_demo(tmp_path, epochs=1, limit=10, search=True)
+    report = run_demo(tmp_path, epochs=1, limit=10)  # the search is the default
     found = json.loads((tmp_path / "search" / "search.json").read_text())
     assert report["model"]["searched"] is True
     written = json.loads((tmp_path / "report.json").read_text())

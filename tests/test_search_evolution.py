@@ -6,12 +6,15 @@ import argparse
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tvm_mcuformer.compiler import CompileOptions
 from tvm_mcuformer.data import load_split
+from tvm_mcuformer.demo import deploy
 from tvm_mcuformer.search import SearchSpace, SubnetConfig
 from tvm_mcuformer.search.cli import register
 from tvm_mcuformer.search.memory import PlannerMemory, SubnetMemory
@@ -175,7 +178,8 @@ def test_evolve_spaces_state_kill_and_resume(digits_small, tmp_path, capsys):
 
 
 def test_search_quick_end_to_end(tmp_path):
-    """The real search: planner memory, budgets that exclude 16-token and the widest subnets."""
+    """The real search: planner memory, budgets that exclude 16-token and the widest subnets;
+    the found subnet, deployed int8 on QEMU, runs within the SRAM budget."""
     limit = PlannerMemory(tiny_space(1.0, 4))(SubnetConfig(32, 1, (2,), (2.0,), 1.0, 4))
     sram, flash = limit.peak_sram_bytes, limit.flash_bytes
     out = tmp_path / "search"
@@ -184,7 +188,7 @@ def test_search_quick_end_to_end(tmp_path):
         sram,
         flash,
         out,
-        quick=True,
+        preset="quick",
         space=tiny_space(),
         rank_ratios=(0.5, 1.0),
         progress=False,
@@ -208,12 +212,35 @@ def test_search_quick_end_to_end(tmp_path):
     torch.testing.assert_close(program(x[:1]), model(x[:1]))
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    x_train, _ = load_split("digits", "train")
+    x_test, y_test = load_split("digits", "test")
+    options = CompileOptions(sram_bytes=sram, flash_bytes=flash, calibration=x_train[:64, None])
+    report = deploy(
+        Path(best["paths"]["pt2"]),
+        tmp_path / "deploy",
+        "mps2-an500",
+        options,
+        x_test,
+        y_test,
+        limit=8,
+    )
+    memory = report["memory"]
+    assert memory["planned_arena_bytes"] == best["arena_bytes"]
+    assert 0 < memory["measured"]["peak_sram_bytes"] <= sram
+    assert memory["fits_budget"] is True and report["accuracy"]["device_equals_host"] is True
+
 
 def test_infeasible_budget_raises_and_writes_nothing(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["search", "--dataset", "digits", "--sram", "1KiB", "-o", "x"])
-    assert (args.sram, args.flash, args.quick, args.seed) == ("1KiB", None, False, 0)
+    assert (args.sram, args.flash, args.quick, args.preset, args.seed) == (
+        "1KiB",
+        None,
+        False,
+        "full",
+        0,
+    )
     out = tmp_path / "search"
     with pytest.raises(InfeasibleBudget, match=r"1024 B SRAM .* smallest memory seen is \d+ B"):
         run_search(
@@ -221,7 +248,7 @@ def test_infeasible_budget_raises_and_writes_nothing(tmp_path, capsys):
             1024,
             2**20,
             out,
-            quick=True,
+            preset="quick",
             space=tiny_space(),
             rank_ratios=(1.0,),
             patch_sizes=(4,),
@@ -230,3 +257,5 @@ def test_infeasible_budget_raises_and_writes_nothing(tmp_path, capsys):
     assert not (out / "best_subnet.pt").exists() and not (out / "best_subnet.pt2").exists()
     with pytest.raises(ValueError, match="positive byte count"):
         run_search("digits", 0, 2**20, out)
+    with pytest.raises(ValueError, match="unknown search preset 'fast'; choose one of: quick"):
+        run_search("digits", 2**20, 2**20, out, preset="fast")

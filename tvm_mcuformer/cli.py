@@ -66,7 +66,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         limit=args.limit,
         quantize=args.quantize,
-        search=args.search,
+        search=not args.no_search,
     )
     return 0
 
@@ -102,14 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-field", type=int, default=4, help="sub-convolution field (4)")
     p.set_defaults(func=_cmd_compile)
 
-    p = sub.add_parser("demo", help="train, compile, deploy and evaluate a ViT on MNIST-5k")
+    p = sub.add_parser("demo", help="search, train, compile, deploy and evaluate a ViT on MNIST-5k")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--board", default=DEFAULT_BOARD, choices=[b for b in BOARDS if b != "host"])
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: tuned)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only N test images")
     p.add_argument("--quantize", default="int8", choices=["int8", "none"])
     p.add_argument(
-        "--search", action="store_true", help="deploy an architecture found by a quick search"
+        "--no-search",
+        action="store_true",
+        help="skip the quick architecture search and deploy the hand-set demo ViT",
     )
     p.set_defaults(func=_cmd_demo)
 

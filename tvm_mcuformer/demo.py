@@ -1,12 +1,14 @@
-"""The demo: train a small ViT on MNIST-5k, compile it, run it on an emulated Cortex-M.
+"""The demo: search a small ViT for MNIST-5k, train it, compile it, run it on an emulated Cortex-M.
 
 Stages (each hands one object to the next)::
 
-    load_split ─▶ arrays ─train─▶ nn.Module ─export─▶ model.pt2 ─compile─▶ model.tar
-      ─micro create/build─▶ firmware.elf ─evaluate (host-driven, QEMU)─▶ report.json
+    load_split ─▶ arrays ─search (quick)─▶ SubnetConfig ─train─▶ nn.Module ─export─▶ model.pt2
+      ─compile─▶ model.tar ─micro create/build─▶ firmware.elf
+      ─evaluate (host-driven, QEMU)─▶ report.json
 
-Everything is written under ``out`` (model.pt2, model.tar, project/, report.json,
-memory_timeline.png); progress goes to stderr.
+Everything is written under ``out`` (search/, model.pt2, model.tar, project/,
+report.json, memory_timeline.png); progress goes to stderr. Without the
+search the demo deploys the hand-set ``DEMO_CONFIG``.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def _searched_model(out: Path, board: str, seed: int) -> tuple[torch.nn.Module, 
     spec = get_board(board)
     _step(f"searching an architecture within {spec.sram_bytes} B SRAM / {spec.flash_bytes} B flash")
     found = run_search(
-        DATASET, spec.sram_bytes, spec.flash_bytes, out, quick=True, board=board, seed=seed
+        DATASET, spec.sram_bytes, spec.flash_bytes, out, preset="quick", board=board, seed=seed
     )
     saved = torch.load(found["best"]["paths"]["pt"], map_location="cpu", weights_only=True)
     model = Supernet(SearchSpace(**saved["space"])).extract(SubnetConfig(**saved["config"]))
@@ -87,15 +89,15 @@ def run_demo(
     limit: int | None = None,
     seed: int = 0,
     quantize: str = "int8",
-    search: bool = False,
+    search: bool = True,
 ) -> dict:
     """Run the whole demo into directory ``out`` and return the report.
 
     ``quantize="int8"`` (default) deploys the integer-only model calibrated on 256
-    training images; ``"none"`` deploys float. ``search`` first runs a quick
-    architecture search within the board's budget (``out/search``) and deploys
-    the architecture it finds, trained from scratch with the demo recipe,
-    instead of ``DEMO_CONFIG``.
+    training images; ``"none"`` deploys float. ``search`` (default) first runs
+    a quick architecture search within the board's budget (``out/search``) and
+    deploys the architecture it finds, trained from scratch with the demo
+    recipe; ``search=False`` deploys ``DEMO_CONFIG`` instead.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     board = get_board(args.board)
     sram = parse_size(args.sram) if args.sram else board.sram_bytes
     flash = parse_size(args.flash) if args.flash else board.flash_bytes
+    preset = "quick" if args.quick else args.preset
     result = run_search(
-        args.dataset, sram, flash, args.output, quick=args.quick, board=args.board, seed=args.seed
+        args.dataset, sram, flash, args.output, preset=preset, board=args.board, seed=args.seed
     )
     best, winner = result["best"], result["winner"]
     print(
@@ -47,7 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sram", help="SRAM budget, e.g. 64KiB (default: the board's)")
     p.add_argument("--flash", help="flash budget, e.g. 1MiB (default: the board's)")
     p.add_argument("-o", "--output", required=True, help="output folder (rerun to resume)")
-    p.add_argument("--quick", action="store_true", help="CI-sized search (minutes on 2 cores)")
+    p.add_argument(
+        "--preset",
+        default="full",
+        choices=["quick", "standard", "full"],
+        help="search effort: quick (CI-sized, minutes), standard (~15 min), full (default, "
+        "MCUFormer's schedule with AutoFormer's evolution defaults, ~1 h on 2 cores)",
+    )
+    p.add_argument("--quick", action="store_true", help="same as --preset quick")
     p.add_argument("--board", default=DEFAULT_BOARD, choices=sorted(BOARDS))
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_search)

@@ -21,10 +21,11 @@
    best subnet (with its test top-1, measured once after the choice), the
    budgets and the settings; ``pareto.png`` plots accuracy against peak SRAM.
 
-``quick`` is a CI-sized run (minutes on 2 cores): :data:`QUICK_SPACE_EVOLUTION`,
-:data:`QUICK_EVOLUTION`, 3 final epochs and at most :data:`QUICK_TRAIN`
-training / :data:`QUICK_VAL` validation images. A rerun with the same
-arguments resumes (finished rounds and epochs are not redone).
+``preset`` names how much the search spends (:data:`PRESETS`): ``quick`` is
+CI-sized (minutes on 2 cores, a rough ranking), ``standard`` about a quarter
+of an hour, ``full`` MCUFormer's schedule with AutoFormer's evolution defaults.
+A rerun with the same arguments resumes (finished rounds and epochs are not
+redone).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -68,21 +69,54 @@ from tvm_mcuformer.training import evaluate_top1, export_pt2
 
 VAL_FRACTION = 0.2
 """Share of the training split held out to score spaces and subnets."""
-QUICK_TRAIN = 1500
-QUICK_VAL = 500
-FULL_SPACE_EVOLUTION: Mapping = MappingProxyType(
-    {"epochs_per_round": 5, "n_subnets": 50, "max_rounds": 8}
+
+
+@dataclass(frozen=True)
+class SearchPreset:
+    """How much a search spends: settings of its stages and how much data it uses.
+
+    ``space_evolution`` and ``evolution`` are keyword arguments of
+    :class:`SpaceEvolutionConfig` and :class:`EvolutionConfig` (empty: their
+    defaults, AutoFormer's for the evolution); ``final_epochs`` more epochs go
+    to the winning space's supernet before the evolutionary search ranks its
+    subnets through it; ``max_train``/``max_val`` cap the images used (None:
+    all of the training part / validation slice).
+    """
+
+    space_evolution: Mapping
+    evolution: Mapping
+    final_epochs: int
+    max_train: int | None = None
+    max_val: int | None = None
+
+
+PRESETS: Mapping[str, SearchPreset] = MappingProxyType(
+    {
+        # CI-sized (minutes on 2 cores): an epoch of 1,500 images takes 1-3 s while planning
+        # one subnet takes about 2, so the planner sets the cost; with 1 epoch per round a
+        # supernet is near chance and S is noise. Its ranking of subnets is rough.
+        "quick": SearchPreset(
+            {"epochs_per_round": 3, "n_subnets": 6, "max_rounds": 3},
+            {"population": 8, "parents": 3, "mutations": 4, "crossovers": 4, "generations": 2},
+            final_epochs=3,
+            max_train=1500,
+            max_val=500,
+        ),
+        # A usable ranking in about a quarter of an hour on 2 cores: all the data, a supernet
+        # trained long enough that its subnets' accuracies order like trained models', and a
+        # smaller evolution (planning, about 2 s per new subnet, is most of the cost).
+        "standard": SearchPreset(
+            {"epochs_per_round": 5, "n_subnets": 12, "max_rounds": 4},
+            {"population": 20, "parents": 5, "mutations": 10, "crossovers": 10, "generations": 8},
+            final_epochs=60,
+        ),
+        # MCUFormer's schedule with AutoFormer's evolution defaults (about an hour on 2 cores).
+        "full": SearchPreset(
+            {"epochs_per_round": 5, "n_subnets": 50, "max_rounds": 8}, {}, final_epochs=60
+        ),
+    }
 )
-QUICK_SPACE_EVOLUTION: Mapping = MappingProxyType(
-    {"epochs_per_round": 3, "n_subnets": 6, "max_rounds": 3}
-)
-"""3 rounds of 3 epochs: an epoch of 1,500 images takes 1-3 s while planning one subnet takes
-about 2, so the planner sets the cost; with 1 epoch a supernet is near chance and S is noise."""
-QUICK_EVOLUTION: Mapping = MappingProxyType(
-    {"population": 8, "parents": 3, "mutations": 4, "crossovers": 4, "generations": 2}
-)
-FULL_FINAL_EPOCHS = 20
-QUICK_FINAL_EPOCHS = 3
+"""Search presets by name; ``tvm-mcuformer search --preset`` (``--quick`` = ``quick``)."""
 
 
 class InfeasibleBudget(ValueError):
@@ -135,14 +169,13 @@ class _Memories:
         )
 
 
-def _splits(dataset: str, quick: bool, seed: int) -> tuple[np.ndarray, ...]:
+def _splits(dataset: str, preset: SearchPreset, seed: int) -> tuple[np.ndarray, ...]:
     """(x_train, y_train, x_val, y_val) from the training split only."""
     x, y = load_split(dataset, "train")
     n_classes = len(np.unique(y))
     n_val = max(n_classes, round(VAL_FRACTION * len(y)))
     train_idx, val_idx = stratified_split(y, n_val, seed)
-    if quick:
-        train_idx, val_idx = train_idx[:QUICK_TRAIN], val_idx[:QUICK_VAL]
+    train_idx, val_idx = train_idx[: preset.max_train], val_idx[: preset.max_val]
     return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
 
@@ -243,7 +276,7 @@ def run_search(
     sram_bytes: int,
     flash_bytes: int,
     out_dir: str | Path,
-    quick: bool = False,
+    preset: str = "full",
     board: str = DEFAULT_BOARD,
     seed: int = 0,
     progress: bool = True,
@@ -262,6 +295,9 @@ def run_search(
     without writing the best subnet when nothing fits.
     """
     get_board(board)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown search preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    effort = PRESETS[preset]
     for name, value in (("sram_bytes", sram_bytes), ("flash_bytes", flash_bytes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"run_search: {name}={value!r} must be a positive byte count")
@@ -285,14 +321,14 @@ def run_search(
         patch_sizes=patch_sizes,
         seed=seed,
         max_shift=side // 14,  # 2 px on 28x28 (the demo recipe's), none on 8x8
-        **(QUICK_SPACE_EVOLUTION if quick else FULL_SPACE_EVOLUTION),
+        **effort.space_evolution,
     )
-    econf = EvolutionConfig(seed=seed, **(QUICK_EVOLUTION if quick else {}))
-    final_epochs = QUICK_FINAL_EPOCHS if quick else FULL_FINAL_EPOCHS
+    econf = EvolutionConfig(seed=seed, **effort.evolution)
+    final_epochs = effort.final_epochs
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    x_tr, y_tr, x_val, y_val = _splits(dataset, quick, seed)
+    x_tr, y_tr, x_val, y_val = _splits(dataset, effort, seed)
     memories = _Memories(board)
 
     if progress:
@@ -314,7 +350,7 @@ def run_search(
         flash_bytes,
         out_dir,
         sconf,
-        extra_settings={"dataset": dataset, "board": board, "quick": quick},
+        extra_settings={"dataset": dataset, "board": board, "preset": preset},
         progress=progress,
     )
     timings["space_evolution_s"] = time.perf_counter() - clock
@@ -375,7 +411,7 @@ def run_search(
     result = {
         "dataset": dataset,
         "board": board,
-        "quick": quick,
+        "preset": preset,
         "seed": seed,
         "budget": {"sram_bytes": sram_bytes, "flash_bytes": flash_bytes},
         "settings": {
