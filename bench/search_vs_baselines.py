@@ -27,6 +27,7 @@ import multiprocessing
 import statistics
 import sys
 import tempfile
+import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -143,16 +144,15 @@ def _plot(rows: list[dict], path: Path) -> None:
         seeds = np.array(r["device_top1_per_seed"]) * 100
         ax.scatter(np.full(len(seeds), i), seeds, color=color, zorder=3, s=18)
     ax.set_xticks(range(len(rows)))
-    labels = [r["model"].replace(", ", ",\n", 2) for r in rows]
-    ax.set_xticklabels(labels, fontsize=7)
-    low = min(min(r["device_top1_per_seed"]) for r in rows) * 100
-    ax.set_ylim(low - 1.0, 100.0 if low > 90 else None)
+    ax.set_xticklabels([textwrap.fill(r["model"], 26) for r in rows], fontsize=7)
+    seeds = [v * 100 for r in rows for v in r["device_top1_per_seed"]]
+    ax.set_ylim(min(seeds) - 1.0, max(seeds) + 0.5)
     ax.set_ylabel("device top-1 on QEMU (%), 1,000 MNIST-5k test images")
     ax.set_title(
         f"{SRAM // 1024} KiB SRAM budget on {BOARD}: searched (red; orange: supernet weights "
         f"fine-tuned) vs hand-set (blue), "
         f"{len(rows[0]['device_top1_per_seed'])} training seeds each",
-        fontsize=10,
+        fontsize=9,
     )
     ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, format="png", dpi=120)
@@ -162,10 +162,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="standard", choices=["quick", "standard", "full"])
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="training seeds per model")
+    parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON")
     parser.add_argument(
         "--smoke", action="store_true", help="quick search, 2 epochs, one seed: checks it runs"
     )
     args = parser.parse_args()
+    if args.replot:
+        _plot(json.loads(RESULTS.read_text())["rows"], RESULTS.with_suffix(".png"))
+        return
     torch.set_num_threads(1)
     preset = "quick" if args.smoke else args.preset
     epochs = 2 if args.smoke else DEMO_RECIPE["epochs"]
