@@ -133,7 +133,7 @@ def _row(spec: dict, runs: list[dict]) -> dict:
 
 def _plot(rows: list[dict], path: Path) -> None:
     """Device top-1 per seed (dots) and mean ± std (bar) for every model."""
-    fig = Figure(figsize=(8.0, 4.5), layout="constrained")
+    fig = Figure(figsize=(10.0, 5.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     colors = {"searched": "#e45756", "searched, fine-tuned": "#f58518", "hand-set": "#4c78a8"}
@@ -144,14 +144,14 @@ def _plot(rows: list[dict], path: Path) -> None:
         seeds = np.array(r["device_top1_per_seed"]) * 100
         ax.scatter(np.full(len(seeds), i), seeds, color=color, zorder=3, s=18)
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([textwrap.fill(r["model"], 26) for r in rows], fontsize=7)
+    ax.set_xticklabels([textwrap.fill(r["model"], 32) for r in rows], fontsize=7)
     seeds = [v * 100 for r in rows for v in r["device_top1_per_seed"]]
     ax.set_ylim(min(seeds) - 1.0, max(seeds) + 0.5)
-    ax.set_ylabel("device top-1 on QEMU (%), 1,000 MNIST-5k test images")
+    ax.set_ylabel("device top-1 (%)")
     ax.set_title(
-        f"{SRAM // 1024} KiB SRAM budget on {BOARD}: searched (red; orange: supernet weights "
-        f"fine-tuned) vs hand-set (blue), "
-        f"{len(rows[0]['device_top1_per_seed'])} training seeds each",
+        f"{SRAM // 1024} KiB SRAM budget on {BOARD}: 1,000 MNIST-5k test images on QEMU, "
+        f"{len(rows[0]['device_top1_per_seed'])} training seeds each\n"
+        "searched (red), searched with its supernet weights fine-tuned (orange), hand-set (blue)",
         fontsize=9,
     )
     ax.grid(axis="y", alpha=0.3)
