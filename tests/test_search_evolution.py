@@ -17,8 +17,9 @@ from tvm_mcuformer.data import load_split
 from tvm_mcuformer.demo import deploy
 from tvm_mcuformer.search import SearchSpace, SubnetConfig
 from tvm_mcuformer.search.cli import register
+from tvm_mcuformer.search.evolution import EvolutionConfig
 from tvm_mcuformer.search.memory import PlannerMemory, SubnetMemory
-from tvm_mcuformer.search.run import InfeasibleBudget, load_subnet, run_search
+from tvm_mcuformer.search.run import PRESETS, InfeasibleBudget, load_subnet, run_search
 from tvm_mcuformer.search.space_evolution import (
     STATE_FILE,
     SpaceEvolutionConfig,
@@ -259,3 +260,22 @@ def test_infeasible_budget_raises_and_writes_nothing(tmp_path, capsys):
         run_search("digits", 0, 2**20, out)
     with pytest.raises(ValueError, match="unknown search preset 'fast'; choose one of: quick"):
         run_search("digits", 2**20, 2**20, out, preset="fast")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_valid_settings(name):
+    """Every preset builds its stage configs; larger presets spend at least as much."""
+    preset = PRESETS[name]
+    sconf = SpaceEvolutionConfig(**preset.space_evolution)
+    econf = EvolutionConfig(**preset.evolution)
+    assert preset.final_epochs >= 1
+    if name == "full":
+        assert (econf.population, econf.parents, econf.generations) == (50, 10, 20)  # AutoFormer
+        assert (sconf.n_subnets, preset.max_train) == (50, None)
+    cost = sconf.max_rounds * sconf.epochs_per_round + preset.final_epochs
+    smaller = {"quick": None, "standard": "quick", "full": "standard"}[name]
+    if smaller is not None:
+        low = PRESETS[smaller]
+        low_s = SpaceEvolutionConfig(**low.space_evolution)
+        assert cost >= low_s.max_rounds * low_s.epochs_per_round + low.final_epochs
+        assert econf.population >= EvolutionConfig(**low.evolution).population
