@@ -52,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--preset",
         default="full",
         choices=["quick", "standard", "full"],
-        help="search effort: quick (CI-sized, minutes), standard (~15 min), full (default, "
-        "MCUFormer's schedule with AutoFormer's evolution defaults, ~1 h on 2 cores)",
+        help="search effort: quick (CI-sized, minutes), standard (~10 min), full (default, "
+        "MCUFormer's schedule with AutoFormer's evolution defaults, ~35 min on 2 cores)",
     )
     p.add_argument("--quick", action="store_true", help="same as --preset quick")
     p.add_argument("--board", default=DEFAULT_BOARD, choices=sorted(BOARDS))

@@ -22,8 +22,8 @@
    budgets and the settings; ``pareto.png`` plots accuracy against peak SRAM.
 
 ``preset`` names how much the search spends (:data:`PRESETS`): ``quick`` is
-CI-sized (minutes on 2 cores, a rough ranking), ``standard`` about a quarter
-of an hour, ``full`` MCUFormer's schedule with AutoFormer's evolution defaults.
+CI-sized (minutes on 2 cores, a rough ranking), ``standard`` about 10 minutes,
+``full`` (about half an hour) MCUFormer's schedule with AutoFormer's evolution defaults.
 A rerun with the same arguments resumes (finished rounds and epochs are not
 redone).
 """
@@ -102,7 +102,7 @@ PRESETS: Mapping[str, SearchPreset] = MappingProxyType(
             max_train=1500,
             max_val=500,
         ),
-        # A usable ranking in about a quarter of an hour on 2 cores: all the data, a supernet
+        # A usable ranking in about 10 minutes on 2 cores: all the data, a supernet
         # trained long enough that its subnets' accuracies order like trained models', and a
         # smaller evolution (planning, about 2 s per new subnet, is most of the cost).
         "standard": SearchPreset(
@@ -110,7 +110,7 @@ PRESETS: Mapping[str, SearchPreset] = MappingProxyType(
             {"population": 20, "parents": 5, "mutations": 10, "crossovers": 10, "generations": 8},
             final_epochs=60,
         ),
-        # MCUFormer's schedule with AutoFormer's evolution defaults (about an hour on 2 cores).
+        # MCUFormer's schedule with AutoFormer's evolution defaults (about half an hour on 2 cores).
         "full": SearchPreset(
             {"epochs_per_round": 5, "n_subnets": 50, "max_rounds": 8}, {}, final_epochs=60
         ),
