@@ -43,12 +43,6 @@ class Candidate:
     memory: SubnetMemory
 
 
-def _subnet(space: SearchSpace, embed: int, depth: int, heads, ratios) -> SubnetConfig:
-    return SubnetConfig(
-        embed, depth, tuple(heads), tuple(ratios), space.rank_ratio, space.patch_size
-    )
-
-
 def _mutate(space: SearchSpace, cfg: SubnetConfig, conf: EvolutionConfig, rng) -> SubnetConfig:
     depth, embed = cfg.depth, cfg.embed_dim
     if rng.random() < conf.depth_embed_prob:
@@ -67,7 +61,7 @@ def _mutate(space: SearchSpace, cfg: SubnetConfig, conf: EvolutionConfig, rng) -
             if fresh
             else cfg.mlp_ratios[layer]
         )
-    return _subnet(space, embed, depth, heads, ratios)
+    return space.subnet(embed, depth, heads, ratios)
 
 
 def _crossover(space: SearchSpace, a: SubnetConfig, b: SubnetConfig, rng) -> SubnetConfig:
@@ -80,7 +74,7 @@ def _crossover(space: SearchSpace, a: SubnetConfig, b: SubnetConfig, rng) -> Sub
         donors = [p for p in (a, b) if layer < p.depth]
         heads.append(pick(*donors).num_heads[layer])
         ratios.append(pick(*donors).mlp_ratios[layer])
-    return _subnet(space, embed, depth, heads, ratios)
+    return space.subnet(embed, depth, heads, ratios)
 
 
 def evolutionary_search(

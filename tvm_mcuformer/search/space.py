@@ -183,7 +183,11 @@ class SearchSpace:
     def max_depth(self) -> int:
         return self.depths[-1]
 
-    def _config(self, embed: int, depth: int, heads: Sequence[int], ratios: Sequence[float]):
+    def subnet(
+        self, embed: int, depth: int, heads: Sequence[int], ratios: Sequence[float]
+    ) -> SubnetConfig:
+        """The subnet with these per-subnet choices and this space's ρ and patch size
+        (validated as a :class:`SubnetConfig`, not against the space: see :meth:`check`)."""
         return SubnetConfig(
             embed, depth, tuple(heads), tuple(ratios), self.rank_ratio, self.patch_size
         )
@@ -191,16 +195,14 @@ class SearchSpace:
     def largest(self) -> SubnetConfig:
         """The subnet with every choice at its maximum."""
         d = self.max_depth
-        return self._config(
+        return self.subnet(
             self.embed_dims[-1], d, [self.num_heads[-1]] * d, [self.mlp_ratios[-1]] * d
         )
 
     def smallest(self) -> SubnetConfig:
         """The subnet with every choice at its minimum."""
         d = self.depths[0]
-        return self._config(
-            self.embed_dims[0], d, [self.num_heads[0]] * d, [self.mlp_ratios[0]] * d
-        )
+        return self.subnet(self.embed_dims[0], d, [self.num_heads[0]] * d, [self.mlp_ratios[0]] * d)
 
     def sample(self, rng: np.random.Generator) -> SubnetConfig:
         """Draw a subnet uniformly per choice (depth, embed, then heads and MLP ratio per layer)."""
@@ -213,7 +215,7 @@ class SearchSpace:
         embed = self.embed_dims[rng.integers(len(self.embed_dims))]
         heads = [self.num_heads[i] for i in rng.integers(len(self.num_heads), size=depth)]
         ratios = [self.mlp_ratios[i] for i in rng.integers(len(self.mlp_ratios), size=depth)]
-        return self._config(embed, depth, heads, ratios)
+        return self.subnet(embed, depth, heads, ratios)
 
     def check(self, cfg: SubnetConfig) -> None:
         """Raise ``ValueError`` naming the first field of ``cfg`` outside this space."""
