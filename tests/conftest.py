@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import subprocess
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+import tvm_mcuformer.codegen
 from tvm_mcuformer.data import load_split
 from tvm_mcuformer.models import ViTConfig, build_vit
 from tvm_mcuformer.training import evaluate_top1, export_pt2, train
@@ -29,17 +31,8 @@ TINY_VIT = ViTConfig(
     gelu="gelu",
 )
 
-DIGITS_VIT = ViTConfig(
-    img_size=8,
-    patch_size=4,
-    in_chans=1,
-    num_classes=10,
-    embed_dim=32,
-    depth=1,
-    num_heads=2,
-    mlp_ratio=2.0,
-    gelu="gelu",
-)
+DIGITS_VIT = replace(TINY_VIT, embed_dim=32)
+"""The trained digits model of :func:`digits_vit`: TINY_VIT at dim 32."""
 
 
 @dataclass
@@ -60,6 +53,18 @@ def digits_vit(tmp_path_factory) -> TrainedModel:
     path = tmp_path_factory.mktemp("digits_vit") / "vit.pt2"
     export_pt2(model, torch.from_numpy(xt[:1]), path)
     return TrainedModel(model, path, evaluate_top1(model, xt, yt))
+
+
+def load_c_kernels(source: str, workdir: Path, stem: str) -> ctypes.CDLL:
+    """Build generated kernel C (``emit_c``) into ``workdir/stem.so`` with the host cc and
+    the engine's runtime headers; return the loaded library."""
+    runtime = Path(tvm_mcuformer.codegen.__file__).parent / "runtime"
+    src, so = workdir / f"{stem}.c", workdir / f"{stem}.so"
+    src.write_text(source)
+    subprocess.run(
+        ["cc", "-O2", "-shared", "-fPIC", f"-I{runtime}", str(src), "-o", str(so)], check=True
+    )
+    return ctypes.CDLL(str(so))
 
 
 def host_run(artifact: Path, workdir: Path, inputs: np.ndarray, out_dtype) -> np.ndarray:

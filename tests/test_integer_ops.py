@@ -28,16 +28,13 @@ from __future__ import annotations
 import ctypes
 import itertools
 import math
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tvm
 from tvm import relax, te, tirx
 
-import tvm_mcuformer.codegen
 from tvm_mcuformer.codegen.tir_to_c import emit_c, lower_kernels
 from tvm_mcuformer.ops import (
     SOFTMAX_OUT_SCALE,
@@ -73,6 +70,8 @@ from tvm_mcuformer.ops import (
 )
 from tvm_mcuformer.ops.layernorm import _isqrt_ref
 from tvm_mcuformer.relax_passes import lowering_passes
+
+from .conftest import load_c_kernels
 
 TARGET = tvm.target.Target({"kind": "llvm"})
 SCALES = (0.02, 0.05, 0.1)
@@ -483,14 +482,7 @@ def test_plain_c_kernels_bit_exact(tmp_path):
     kernels = lower_kernels(funcs)
     source = emit_c(kernels)
     assert "float" not in source and "double" not in source
-    (tmp_path / "ops.c").write_text(source)
-    runtime = Path(tvm_mcuformer.codegen.__file__).parent / "runtime"
-    so = tmp_path / "ops.so"
-    subprocess.run(
-        ["cc", "-O2", "-shared", "-fPIC", f"-I{runtime}", str(tmp_path / "ops.c"), "-o", str(so)],
-        check=True,
-    )
-    lib = ctypes.CDLL(str(so))
+    lib = load_c_kernels(source, tmp_path, "ops")
     for name, (_, inputs, args, ref_fn) in cases.items():
         ref = ref_fn(*inputs, *args)
         out = np.zeros(ref.shape, ref.dtype)

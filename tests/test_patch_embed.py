@@ -11,15 +11,12 @@ checked bit-exact too. Whole file: about 25 s on 2 cores.
 from __future__ import annotations
 
 import ctypes
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tvm
 from tvm import relax
 
-import tvm_mcuformer.codegen
 from tvm_mcuformer.codegen.tir_to_c import emit_c, lower_kernels
 from tvm_mcuformer.data import load_split
 from tvm_mcuformer.frontend import import_model
@@ -28,6 +25,8 @@ from tvm_mcuformer.quantize import quantize_model
 from tvm_mcuformer.relax_passes import lowering_passes
 from tvm_mcuformer.relax_passes.patch_embed import DecomposePatchEmbedding
 from tvm_mcuformer.schedules.patch_embed import patch_embed_kernel
+
+from .conftest import load_c_kernels
 
 TARGET = tvm.target.Target({"kind": "llvm"})
 
@@ -94,14 +93,7 @@ def test_plain_c_kernel_equals_conv_reference(tmp_path):
     kernels = lower_kernels({"pe": patch_embed_kernel(x_shape, w_shape, patch, 4)})
     source = emit_c(kernels)
     assert "float" not in source and "double" not in source
-    (tmp_path / "pe.c").write_text(source)
-    runtime = Path(tvm_mcuformer.codegen.__file__).parent / "runtime"
-    so = tmp_path / "pe.so"
-    subprocess.run(
-        ["cc", "-O2", "-shared", "-fPIC", f"-I{runtime}", str(tmp_path / "pe.c"), "-o", str(so)],
-        check=True,
-    )
-    kernel = getattr(ctypes.CDLL(str(so)), kernels["pe"].symbol)
+    kernel = getattr(load_c_kernels(source, tmp_path, "pe"), kernels["pe"].symbol)
     for x, w in _cases(x_shape, w_shape, seed=7):
         y = np.zeros((1, outs, 2, 3), np.int32)
         partial = np.full(outs, 0x5A5A5A5A, np.int32)  # garbage: the kernel must zero it
