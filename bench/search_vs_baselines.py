@@ -40,7 +40,7 @@ from tvm_mcuformer.compiler import CompileOptions
 from tvm_mcuformer.data import load_split
 from tvm_mcuformer.demo import deploy
 from tvm_mcuformer.models import DEMO_CONFIG, build_vit
-from tvm_mcuformer.search.run import describe_subnet, load_subnet, run_search
+from tvm_mcuformer.search.run import PRESETS, describe_subnet, load_subnet, run_search
 from tvm_mcuformer.search.space import SearchSpace, SubnetConfig
 from tvm_mcuformer.search.supernet import Supernet
 from tvm_mcuformer.training import DEMO_RECIPE, evaluate_top1, export_pt2, train
@@ -160,7 +160,7 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="standard", choices=["quick", "standard", "full"])
+    parser.add_argument("--preset", default="standard", choices=list(PRESETS))
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="training seeds per model")
     parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON")
     parser.add_argument(

@@ -242,6 +242,13 @@ def test_infeasible_budget_raises_and_writes_nothing(tmp_path, capsys):
         "full",
         0,
     )
+    (preset_action,) = [
+        a
+        for sub in parser._subparsers._group_actions
+        for a in sub.choices["search"]._actions
+        if a.dest == "preset"
+    ]
+    assert tuple(preset_action.choices) == tuple(PRESETS)  # the CLI lists every preset
     out = tmp_path / "search"
     with pytest.raises(InfeasibleBudget, match=r"1024 B SRAM .* smallest memory seen is \d+ B"):
         run_search(
