@@ -35,7 +35,9 @@ import pytest
 import tvm
 from tvm import relax, te, tirx
 
-from tvm_mcuformer.codegen.tir_to_c import emit_c, lower_kernels
+from tvm_mcuformer.codegen.tir_to_c import emit_c
+from tvm_mcuformer.lowering import get_pipeline
+from tvm_mcuformer.lowering.kernels import lower_kernels
 from tvm_mcuformer.ops import (
     SOFTMAX_OUT_SCALE,
     add_int,
@@ -69,7 +71,6 @@ from tvm_mcuformer.ops import (
     softmax_int_ref,
 )
 from tvm_mcuformer.ops.layernorm import _isqrt_ref
-from tvm_mcuformer.relax_passes import lowering_passes
 
 from .conftest import load_c_kernels
 
@@ -476,7 +477,7 @@ def test_plain_c_kernels_bit_exact(tmp_path):
     with bb.function("main", [p for ps in params.values() for p in ps]):
         outs = [bb.emit_te(op, *params[name], *args) for name, (op, _, args, _) in cases.items()]
         bb.emit_func_output(relax.Tuple(outs))
-    lowered = tvm.transform.Sequential(lowering_passes())(bb.get())
+    lowered = get_pipeline(build_vm=False)(bb.get())
     funcs = {gv.name_hint: f for gv, f in lowered.functions.items() if isinstance(f, tirx.PrimFunc)}
     assert set(funcs) == set(cases)
     kernels = lower_kernels(funcs)

@@ -6,11 +6,10 @@ import pytest
 
 from tvm_mcuformer.data import load_split
 from tvm_mcuformer.frontend import import_model
-from tvm_mcuformer.lowering import TensorKind, lower
+from tvm_mcuformer.lowering import TensorKind, get_pipeline, lower
 from tvm_mcuformer.planner import plan_arena
 from tvm_mcuformer.planner.liveness import root_lifetimes
 from tvm_mcuformer.quantize import quantize_model
-from tvm_mcuformer.relax_passes import lowering_passes
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def assert_no_live_overlap(program, plan) -> None:
 @pytest.mark.parametrize("token_overwrite", [False, True])
 @pytest.mark.parametrize("algorithm", ["greedy_by_size", "greedy_by_conflicts", "best"])
 def test_plan_never_overlaps_live_buffers(int8_program, token_overwrite, algorithm):
-    _, program = lower(int8_program, lowering_passes(token_overwrite=token_overwrite))
+    _, program = lower(int8_program, get_pipeline(token_overwrite=token_overwrite, build_vm=False))
     plan = plan_arena(program, algorithm, token_overwrite=token_overwrite)
     assert bool(plan.inplace) == token_overwrite
     assert_no_live_overlap(program, plan)
@@ -60,7 +59,7 @@ def test_token_overwrite_places_outputs_over_dead_inputs(int8_program):
         grow = pair.output.nbytes - pair.input.nbytes
         # out <= in: same base; out > in: the input ends where the output ends.
         assert plan.offsets[pair.input] - plan.offsets[pair.output] == max(0, grow)
-    _, plain = lower(int8_program, lowering_passes(token_overwrite=False))
+    _, plain = lower(int8_program, get_pipeline(token_overwrite=False, build_vm=False))
     without = plan_arena(plain, token_overwrite=False)
     # This model's peak is in attention, which mixes tokens: the overwrite may not lower
     # the peak (tests/test_token_overwrite.py shows an MLP-bound one), never raises it.

@@ -21,23 +21,21 @@ import numpy as np
 import tvm
 
 from .artifact import Artifact
-from .boards import DEFAULT_BOARD, Board, get_board
+from .boards import DEFAULT_BOARD, DEFAULT_STACK_RESERVE, Board, get_board
 from .codegen.driver import emit_driver, emit_header, layout_weights
 from .codegen.tir_to_c import emit_c
 from .frontend import ImportedModel, import_model
-from .lowering import KernelProgram, TensorKind, lower
+from .lowering import KernelProgram, TensorKind, get_pipeline, lower
 from .lowering.macs import count_macs
-from .planner import ArenaPlan, plan_arena
+from .lowering.pipeline import DEFAULT_PATCH_FIELD, QUANTIZE_MODES
+from .planner import ALGORITHMS, ArenaPlan, plan_arena
 from .planner.baselines import paper_m_bytes, tvm_static_plan_bytes
 from .planner.liveness import live_bytes_per_call
 from .planner.timeline import plot_memory_timeline
-from .quantize import QuantConfig, quantize_model
-from .relax_passes import lowering_passes
+from .quantize import QuantConfig, check_calibration, int8_specs
+from .quantize.passes import INPUT_SCALES_ATTR
 
-QUANTIZE_MODES = ("int8", "none")
-
-# SRAM the firmware needs beside the arena: the call stack and the I/O frames.
-DEFAULT_STACK_RESERVE = 8 * 1024
+# SRAM the firmware needs beside the arena and the stack: the I/O frames.
 FRAME_OVERHEAD = 256
 # Flash beside the weights: kernels, driver, startup and the C library.
 CODE_RESERVE = 32 * 1024
@@ -58,10 +56,38 @@ class CompileOptions:
     stack_reserve_bytes: int = DEFAULT_STACK_RESERVE
     token_overwrite: bool = True
     decompose_patch: bool = True
-    patch_field: int = 4
-    quantize: str = "int8"
+    patch_field: int = DEFAULT_PATCH_FIELD
+    quantize: str = "int8"  # one of lowering.pipeline.QUANTIZE_MODES
     calibration: np.ndarray | None = None  # int8: model inputs stacked on axis 0
     quant: QuantConfig = field(default_factory=QuantConfig)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for an option no compilation could use (checked before any work)."""
+        get_board(self.board)
+        if self.planner not in ALGORITHMS:
+            raise ValueError(
+                f"unknown planner {self.planner!r}; choose one of {', '.join(ALGORITHMS)}"
+            )
+        if self.quantize not in QUANTIZE_MODES:
+            raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}")
+        if self.quantize == "int8" and self.calibration is None:
+            raise ValueError(
+                "int8 quantization needs calibration data: pass --calib DATASET "
+                "(digits, mnist5k, imagefolder:PATH or FILE.npz), or --quantize none to keep float"
+            )
+
+    def pipeline(self, progress: bool = False):
+        """The ``mcuformer`` Relax pipeline these options select (no VM build)."""
+        return get_pipeline(
+            quantize=self.quantize,
+            calibration=self.calibration,
+            quant_config=self.quant,
+            token_overwrite=self.token_overwrite,
+            decompose_patch=self.decompose_patch,
+            patch_field=self.patch_field,
+            build_vm=False,
+            progress=progress,
+        )
 
     def resolve(self) -> tuple[Board, int, int]:
         board = get_board(self.board)
@@ -164,34 +190,53 @@ def _quant_report(opts: CompileOptions) -> dict | None:
     }
 
 
+@tvm.instrument.pass_instrument
+class _KeepQuantized:
+    """Keeps the module right after quantization (the artifact's ``src/relax_int8.txt``)."""
+
+    def __init__(self) -> None:
+        self.mod: tvm.IRModule | None = None
+
+    def run_after_pass(self, mod: tvm.IRModule, info: tvm.transform.PassInfo) -> None:
+        main = mod["main"] if "main" in [g.name_hint for g in mod.get_global_vars()] else None
+        if self.mod is None and main is not None and main.attrs and INPUT_SCALES_ATTR in main.attrs:
+            self.mod = mod
+
+
 @dataclass
 class PlannedModel:
-    """A model as the compiler lays it out: lowered Relax, kernel calls, arena plan, report."""
+    """A model as the compiler lays it out: lowered Relax, kernel calls, arena plan, report.
+
+    ``quantized`` is the Relax module right after quantization (``None`` when
+    the pipeline did not quantize).
+    """
 
     lowered: tvm.IRModule
     program: KernelProgram
     plan: ArenaPlan
     memory: dict
+    quantized: tvm.IRModule | None = None
 
 
-def plan_model(model: ImportedModel, options: CompileOptions | None = None) -> PlannedModel:
-    """Lower and plan ``model`` (as given: float, or already integer) without emitting C.
+def plan_model(
+    model: ImportedModel, options: CompileOptions | None = None, progress: bool = False
+) -> PlannedModel:
+    """Run the ``mcuformer`` pipeline of ``options`` on ``model``, lower and plan, emit no C.
 
     ``memory`` is the report of :func:`compile_model`'s metadata, budget check not
-    applied: the architecture search asks this for the memory of candidates.
+    applied: the architecture search asks this (``quantize="int8-layout"``) for
+    the memory of candidates.
     """
     opts = options or CompileOptions()
     board, _, _ = opts.resolve()
-    passes = lowering_passes(
-        token_overwrite=opts.token_overwrite,
-        decompose_patch=opts.decompose_patch,
-        field=opts.patch_field,
-    )
-    lowered, program = lower(model, passes)
+    keep = _KeepQuantized()
+    with tvm.transform.PassContext(instruments=[keep]):
+        lowered, program = lower(model, opts.pipeline(progress))
     plan = plan_arena(
         program, opts.planner, alignment=board.arena_alignment, token_overwrite=opts.token_overwrite
     )
-    return PlannedModel(lowered, program, plan, _memory_report(lowered, program, plan, opts))
+    memory = _memory_report(lowered, program, plan, opts)
+    return PlannedModel(lowered, program, plan, memory, keep.mod)
 
 
 def compile_model(
@@ -199,21 +244,16 @@ def compile_model(
 ) -> Artifact:
     """Compile ``model`` (an :class:`ImportedModel` or a model file) into an :class:`Artifact`."""
     opts = options or CompileOptions()
+    opts.validate()
     board, _, _ = opts.resolve()
-    if opts.quantize not in QUANTIZE_MODES:
-        raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}")
-    if opts.quantize == "int8" and opts.calibration is None:
-        raise ValueError(
-            "int8 quantization needs calibration data: pass --calib DATASET "
-            "(digits, mnist5k, imagefolder:PATH or FILE.npz), or --quantize none to keep float"
-        )
-    imported = model if isinstance(model, ImportedModel) else import_model(model)
-    float_model = imported
+    float_model = model if isinstance(model, ImportedModel) else import_model(model)
     if opts.quantize == "int8":
-        imported = quantize_model(imported, opts.calibration, opts.quant)
-    planned = plan_model(imported, opts)
+        opts.calibration = check_calibration(float_model, opts.calibration)
+    planned = plan_model(float_model, opts, progress=True)
     lowered, program, plan, memory = planned.lowered, planned.program, planned.plan, planned.memory
     _check_budget(memory, board)
+    quantized = planned.quantized
+    deployed = float_model if quantized is None else int8_specs(float_model, quantized)
 
     with tempfile.TemporaryDirectory(prefix="mcuformer-plot-") as tmp:
         png = Path(tmp) / "memory_timeline.png"
@@ -227,17 +267,17 @@ def compile_model(
         "codegen/host/src/mcuformer_kernels.c": emit_c(program.kernels),
         "codegen/host/src/mcuformer_math.c": _runtime_file("mcuformer_math.c"),
         "src/relax.txt": float_model.mod.script(),
-        **({"src/relax_int8.txt": imported.mod.script()} if imported is not float_model else {}),
+        **({"src/relax_int8.txt": deployed.mod.script()} if deployed is not float_model else {}),
         "src/lowered.txt": lowered.script(),
         "memory_timeline.png": timeline_png,
     }
     metadata = {
         "format": "tvm-mcuformer-artifact",
         "version": 1,
-        "model": imported.source,
+        "model": float_model.source,
         "board": board.name,
-        "inputs": [t.to_json() for t in imported.inputs],
-        "outputs": [t.to_json() for t in imported.outputs],
+        "inputs": [t.to_json() for t in deployed.inputs],
+        "outputs": [t.to_json() for t in deployed.outputs],
         "memory": memory,
         "macs": count_macs(float_model.mod),
         "quantization": _quant_report(opts),

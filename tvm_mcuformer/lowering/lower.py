@@ -5,9 +5,9 @@ from __future__ import annotations
 import tvm
 from tvm import relax, tirx
 
-from ..codegen.tir_to_c import lower_kernels
 from ..frontend.model import ImportedModel
-from ..relax_passes import lowering_passes
+from .kernels import lower_kernels
+from .pipeline import get_pipeline
 from .program import KernelCall, KernelProgram, Tensor, TensorKind
 
 
@@ -73,15 +73,16 @@ class _Reader:
 
 
 def lower(
-    model: ImportedModel, passes: list[tvm.transform.Pass] | None = None
+    model: ImportedModel, pipeline: tvm.transform.Pass | None = None
 ) -> tuple[tvm.IRModule, KernelProgram]:
     """Lower ``model`` to fused TIR kernels and read the call list.
 
-    ``passes`` defaults to :func:`~tvm_mcuformer.relax_passes.lowering_passes`.
-    ``passes`` defaults to :func:`~tvm_mcuformer.relax_passes.lowering_passes`. Returns
-    the lowered Relax module (kept as text in the artifact) and the program.
+    ``pipeline`` defaults to :func:`~tvm_mcuformer.lowering.pipeline.get_pipeline`
+    without quantization or VM build. Returns the lowered Relax module (kept as
+    text in the artifact) and the program.
     """
-    lowered = tvm.transform.Sequential(passes or lowering_passes())(model.mod)
+    pipeline = pipeline or get_pipeline(build_vm=False)
+    lowered = pipeline(model.mod)
     main = lowered["main"]
     reader = _Reader(lowered)
     inputs = []

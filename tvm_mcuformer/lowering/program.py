@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from ..codegen.tir_to_c import CKernel
+from .kernels import CKernel
 
 
 class TensorKind(StrEnum):

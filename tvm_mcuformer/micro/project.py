@@ -28,13 +28,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tvm_mcuformer.boards import DEFAULT_BOARD, Board, get_board
+from tvm_mcuformer.boards import DEFAULT_BOARD, DEFAULT_STACK_RESERVE, Board, get_board
 from tvm_mcuformer.micro import MicroError
 from tvm_mcuformer.tensor_spec import DTYPE_BYTES, TensorSpec
 
 PLATFORMS = ("baremetal", "zephyr")
 FLOAT_ABIS = ("hard", "soft")
-DEFAULT_STACK_BYTES = 16 * 1024
 DEFAULT_ZEPHYR_BOARD = "nucleo_f746zg"
 PROJECT_FORMAT = 1
 QEMU_REGION_BYTES = 4 * 1024 * 1024  # RAM QEMU maps at 0x0 and at 0x20000000 on mps2 boards
@@ -347,9 +346,9 @@ def create_project(
 
     ``board`` defaults to the artifact's metadata board (else mps2-an500) on bare metal and to
     nucleo_f746zg on Zephyr. ``stack_bytes`` defaults to the stack the compiler budgeted
-    (metadata ``memory.stack_reserve_bytes``), else 16 KiB. An existing non-empty
-    ``project_dir`` is refused unless ``force``, which replaces it. Raises :class:`MicroError`
-    on bad input, leaving no partial output.
+    (metadata ``memory.stack_reserve_bytes``), else ``boards.DEFAULT_STACK_RESERVE``. An
+    existing non-empty ``project_dir`` is refused unless ``force``, which replaces it. Raises
+    :class:`MicroError` on bad input, leaving no partial output.
     """
     root = Path(project_dir)
     artifact = Path(artifact)
@@ -365,7 +364,8 @@ def create_project(
         )
     art = _read_artifact(artifact)
     if stack_bytes is None:
-        stack_bytes = art.metadata.get("memory", {}).get("stack_reserve_bytes", DEFAULT_STACK_BYTES)
+        memory = art.metadata.get("memory", {})
+        stack_bytes = memory.get("stack_reserve_bytes", DEFAULT_STACK_RESERVE)
     if not isinstance(stack_bytes, int) or stack_bytes < 1024 or stack_bytes % 8:
         raise MicroError(f"stack size {stack_bytes} B: use a multiple of 8 bytes, at least 1 KiB")
     board = _resolve_board(platform, board, art.metadata)

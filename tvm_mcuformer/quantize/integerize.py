@@ -328,7 +328,12 @@ def _const_layout(call, value: np.ndarray) -> np.ndarray:
 
 
 def _layer_norm_constants(func, consts: dict[int, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """γ, β and ε of a LayerNorm composite, fused or decomposed."""
+    """γ, β and ε of a LayerNorm composite, fused or decomposed, found by role.
+
+    Decomposed form ``(x−mean)·rsqrt(var+ε)·γ+β``: ε is the constant added
+    under the (r)sqrt, γ the constant of the multiply, β the constant of the
+    other add. A form without γ or β gets ones or zeros.
+    """
     bindings = [b for block in func.body.blocks for b in block.bindings]
 
     def const_arg(call) -> np.ndarray | None:
@@ -343,10 +348,19 @@ def _layer_norm_constants(func, consts: dict[int, np.ndarray]) -> tuple[np.ndarr
         if isinstance(b.value, relax.Call) and b.value.op.name == "relax.nn.layer_norm":
             gamma, beta = (consts[_key(a)] for a in b.value.args[1:3])
             return gamma, beta, float(b.value.attrs.epsilon)
-    names = [b.value.op.name for b in bindings]
-    eps = const_arg(bindings[names.index("relax.add")].value)
-    gamma = const_arg(bindings[len(names) - 2].value)
-    beta = const_arg(bindings[-1].value)
+    calls = [b for b in bindings if isinstance(b.value, relax.Call)]
+    roots = [b.value.args[0] for b in calls if b.value.op.name in ("relax.rsqrt", "relax.sqrt")]
+    eps_add = next(b for b in calls if any(b.var.same_as(r) for r in roots))
+    eps = const_arg(eps_add.value)
+    gamma = beta = None
+    for b in calls:
+        if b.value.op.name == "relax.multiply" and gamma is None:
+            gamma = const_arg(b.value)
+        elif b.value.op.name == "relax.add" and b is not eps_add and beta is None:
+            beta = const_arg(b.value)
+    width = int(func.params[0].ty.shape.values[-1])
+    gamma = np.ones(width, np.float32) if gamma is None else gamma
+    beta = np.zeros(width, np.float32) if beta is None else beta
     return gamma, beta, float(np.asarray(eps).reshape(-1)[0])
 
 

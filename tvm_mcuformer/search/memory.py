@@ -18,7 +18,6 @@ import torch
 
 from ..compiler import CompileOptions, plan_model
 from ..frontend.model import ImportedModel
-from ..quantize import integer_layout
 from .space import SearchSpace, SubnetConfig
 from .supernet import Supernet
 
@@ -40,7 +39,7 @@ class PlannerMemory:
 
     def __init__(self, space: SearchSpace, board: str = "mps2-an500") -> None:
         self.space = space
-        self.options = CompileOptions(board=board, quantize="none")
+        self.options = CompileOptions(board=board, quantize="int8-layout")
         self._supernet = Supernet(space).eval()  # weights do not change memory
         self._cache: dict[SubnetConfig, SubnetMemory] = {}
 
@@ -59,7 +58,7 @@ class PlannerMemory:
         model = ImportedModel.from_module(
             from_exported_program(program, keep_params_as_input=False)
         )
-        memory = plan_model(integer_layout(model), self.options).memory
+        memory = plan_model(model, self.options).memory
         return SubnetMemory(
             memory["required_sram_bytes"],
             memory["required_flash_bytes"],
