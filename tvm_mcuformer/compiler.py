@@ -57,6 +57,7 @@ class CompileOptions:
     token_overwrite: bool = True
     decompose_patch: bool = True
     patch_field: int = DEFAULT_PATCH_FIELD
+    schedule_kernels: bool = True  # tiled dual-MAC schedules of the int8 dense kernels
     quantize: str = "int8"  # one of lowering.pipeline.QUANTIZE_MODES
     calibration: np.ndarray | None = None  # int8: model inputs stacked on axis 0
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -85,6 +86,7 @@ class CompileOptions:
             token_overwrite=self.token_overwrite,
             decompose_patch=self.decompose_patch,
             patch_field=self.patch_field,
+            schedule_kernels=self.schedule_kernels,
             build_vm=False,
             progress=progress,
         )
@@ -263,6 +265,7 @@ def compile_model(
     files = {
         "codegen/host/include/mcuformer_model.h": emit_header(program, plan, len(weights.blob)),
         "codegen/host/include/mcuformer_math.h": _runtime_file("mcuformer_math.h"),
+        "codegen/host/include/mcuformer_simd.h": _runtime_file("mcuformer_simd.h"),
         "codegen/host/src/mcuformer_model.c": emit_driver(program, plan, weights),
         "codegen/host/src/mcuformer_kernels.c": emit_c(program.kernels),
         "codegen/host/src/mcuformer_math.c": _runtime_file("mcuformer_math.c"),

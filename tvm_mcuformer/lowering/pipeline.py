@@ -24,6 +24,7 @@ from tvm import relax
 from ..quantize import QuantConfig, QuantizeInt8
 from ..relax_passes import DecomposePatchEmbedding
 from ..schedules import AutoInline
+from ..schedules.dense import ScheduleDense
 from ..schedules.token_overwrite import TokenOverwrite
 from .kernels import register_tir_pipeline
 
@@ -33,14 +34,19 @@ DEFAULT_PATCH_FIELD = 4
 
 
 def lowering_passes(
-    token_overwrite: bool = True, decompose_patch: bool = True, field: int = DEFAULT_PATCH_FIELD
+    token_overwrite: bool = True,
+    decompose_patch: bool = True,
+    field: int = DEFAULT_PATCH_FIELD,
+    schedule_kernels: bool = True,
 ) -> list[tvm.transform.Pass]:
     """The passes after quantization: legalize, fuse, schedule, keep reshapes as views.
 
     ``token_overwrite`` schedules row-wise kernels with a one-row scratch so that
     the planner may write their outputs over their inputs. ``decompose_patch``
     first rewrites the int8 patch-embedding conv into ``field``×``field``
-    sub-convolutions (:class:`DecomposePatchEmbedding`).
+    sub-convolutions (:class:`DecomposePatchEmbedding`). ``schedule_kernels``
+    gives the int8 dense kernels their tiled dual-MAC schedule
+    (:class:`~tvm_mcuformer.schedules.dense.ScheduleDense`); off, they stay plain loops.
     """
     return [
         *([DecomposePatchEmbedding(field)] if decompose_patch else []),
@@ -51,6 +57,7 @@ def lowering_passes(
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
+        *([ScheduleDense] if schedule_kernels else []),
         AutoInline,
         *([TokenOverwrite] if token_overwrite else []),
         relax.transform.RewriteDataflowReshape(),
@@ -67,6 +74,7 @@ def get_pipeline(
     patch_field: int = DEFAULT_PATCH_FIELD,
     build_vm: bool = True,
     progress: bool = False,
+    schedule_kernels: bool = True,
 ) -> tvm.transform.Pass:
     """The ``mcuformer`` pipeline with these options (what ``compile`` runs, ``build_vm=False``).
 
@@ -83,7 +91,7 @@ def get_pipeline(
     if quantize != "none":
         samples = calibration if quantize == "int8" else None
         passes.append(QuantizeInt8(samples, quant_config, progress))
-    passes += lowering_passes(token_overwrite, decompose_patch, patch_field)
+    passes += lowering_passes(token_overwrite, decompose_patch, patch_field, schedule_kernels)
     if build_vm:
         passes.append(relax.pipeline.default_build_pipeline())
     return tvm.transform.Sequential(passes, name=PIPELINE_NAME)

@@ -175,7 +175,10 @@ class _Integerizer:
         aq = self.q(call.args[0], call.args[0])
         if isinstance(b, Const):
             wq, ws = _weight_per_channel(b.value, axis=-1)
-            acc = self.bb.emit_te(ops.matmul_int, aq.expr, relax.const(wq))
+            if wq.ndim == 2:  # stored N×K, the order the dense kernel reads it
+                acc = self.bb.emit_te(ops.dense_int, aq.expr, relax.const(wq.T.copy()))
+            else:
+                acc = self.bb.emit_te(ops.matmul_int, aq.expr, relax.const(wq))
             return Acc(acc, aq.scale * ws, axis=-1)
         bq = self.q(call.args[1], call.args[1])
         acc = self.bb.emit_te(ops.matmul_int, aq.expr, bq.expr)
