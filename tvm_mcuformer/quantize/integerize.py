@@ -65,11 +65,13 @@ def _key(expr) -> int:
     return expr.__chandle__()
 
 
-def _requantize_axis(acc: te.Tensor, m: te.Tensor, shift: te.Tensor, axis: int) -> te.Tensor:
+def _requantize_axis(
+    acc: te.Tensor, m: te.Tensor, shift: te.Tensor, axis: int, min_shift: int
+) -> te.Tensor:
     """Per-channel requantize along any axis (``ops.requantize`` broadcasts on the last)."""
     return te.compute(
         acc.shape,
-        lambda *i: ops.requantize_expr(acc[i], m[i[axis]], shift[i[axis]]),
+        lambda *i: ops.requantize_expr(acc[i], m[i[axis]], shift[i[axis]], "int8", min_shift),
         name="requantize",
     )
 
@@ -118,7 +120,7 @@ class _Integerizer:
             expr = self.bb.emit_te(ops.requantize, acc.expr, int(m[0]), int(shift[0]))
         else:
             mc, sc = relax.const(m.astype(np.int32)), relax.const(shift.astype(np.int32))
-            expr = self.bb.emit_te(_requantize_axis, acc.expr, mc, sc, acc.axis)
+            expr = self.bb.emit_te(_requantize_axis, acc.expr, mc, sc, acc.axis, int(shift.min()))
         return Q(expr, out_scale)
 
     # -- ops ------------------------------------------------------------------

@@ -13,7 +13,9 @@ requantization) is scheduled as
   inline`` function of ``codegen/runtime/mcuformer_simd.h`` (SXTB16/SMLAD on
   Cortex-M4/M7, portable C with the same semantics elsewhere);
 * the epilogue (bias, requantization) once per output after its tile's K loop,
-  never in the inner loop.
+  never in the inner loop; the tile's init and epilogue loops are unrolled so
+  every accumulator index is a constant and the C compiler keeps the
+  accumulators in registers.
 
 The step is tensorized by hand: the tile's inner loops are blockized (a TIR
 schedule primitive) and annotated with :data:`MICRO_KERNEL_ATTR`, then the
@@ -81,11 +83,16 @@ def schedule_dense(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         n0, n1 = sch.split(n_loop, [None, cols])
         k0, k1 = sch.split(k_loop, [None, K_STEP])
         sch.reorder(n0, k0, n1, k1)
+        tile_loops = []
         for ep in remaining:
             if not sch.get(ep.block_rv).same_as(sch.get(dense)):
                 sch.reverse_compute_at(ep.block_rv, n0)
+                tile_loops.append(sch.get_loops(ep.block_rv)[-1])
         _local_accumulators(sch, dense, n0)
-        sch.decompose_reduction(dense, k0)
+        init = sch.decompose_reduction(dense, k0)
+        tile_loops.append(sch.get_loops(init)[-1])
+        for loop in tile_loops:  # constant accumulator indices: the C compiler keeps them in registers
+            sch.unroll(loop)
         step = sch.blockize(n1)
         sch.annotate(step, MICRO_KERNEL_ATTR, micro_kernel_name(cols))
     except s_tir.ScheduleError:  # a kernel shape the schedule does not cover
