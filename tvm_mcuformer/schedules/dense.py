@@ -91,7 +91,7 @@ def schedule_dense(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         _local_accumulators(sch, dense, n0)
         init = sch.decompose_reduction(dense, k0)
         tile_loops.append(sch.get_loops(init)[-1])
-        for loop in tile_loops:  # constant accumulator indices: the C compiler keeps them in registers
+        for loop in tile_loops:  # constant accumulator indices: kept in registers by the C compiler
             sch.unroll(loop)
         step = sch.blockize(n1)
         sch.annotate(step, MICRO_KERNEL_ATTR, micro_kernel_name(cols))
