@@ -91,7 +91,10 @@ def get_pipeline(
     if quantize != "none":
         samples = calibration if quantize == "int8" else None
         passes.append(QuantizeInt8(samples, quant_config, progress))
-    passes += lowering_passes(token_overwrite, decompose_patch, patch_field, schedule_kernels)
+    # The dense schedule calls C micro-kernels (codegen/runtime/mcuformer_simd.h) that a
+    # VM build cannot link: the VM runs the plain loops, which compute the same integers.
+    schedule = schedule_kernels and not build_vm
+    passes += lowering_passes(token_overwrite, decompose_patch, patch_field, schedule)
     if build_vm:
         passes.append(relax.pipeline.default_build_pipeline())
     return tvm.transform.Sequential(passes, name=PIPELINE_NAME)
