@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import itertools
 import json
 import subprocess
 import sys
@@ -105,15 +106,23 @@ def bench_board(board: str) -> str:
     return name
 
 
-def measure(name: str, model: nn.Module, shape: tuple[int, ...], board: str, tmp: Path) -> dict:
-    """Compile ``model`` for ``board``, run it on QEMU and return its latency row."""
+def measure(
+    name: str,
+    model: nn.Module,
+    shape: tuple[int, ...],
+    board: str,
+    tmp: Path,
+    scheduled: bool = True,
+) -> dict:
+    """Compile ``model`` for ``board`` (dense schedules on or off), run it on QEMU: its row."""
     target = bench_board(board)
+    tmp.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     example = torch.from_numpy(rng.standard_normal(shape))
     pt2 = export_pt2(model, example.float(), tmp / f"{name}.pt2")
     calib = rng.standard_normal((16, *shape)).astype(np.float32)
     start = time.time()
-    opts = CompileOptions(board=target, calibration=calib)
+    opts = CompileOptions(board=target, calibration=calib, schedule_kernels=scheduled)
     artifact = compile_model(import_model(pt2), opts)
     tar = tmp / f"{name}-{board}.tar"
     artifact.write(tar)
@@ -126,6 +135,7 @@ def measure(name: str, model: nn.Module, shape: tuple[int, ...], board: str, tmp
     return {
         "case": name,
         "board": board,
+        "schedule": "scheduled" if scheduled else "unscheduled",
         "shape": list(shape),
         "macs": lat["macs"],
         "instructions_per_inference": lat["instructions_per_inference"],
@@ -149,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mcuformer-bench-") as tmp:
         for name in args.cases:
             model, shape = cases[name]
-            for board in args.boards:
-                row = measure(name, model, shape, board, Path(tmp))
+            for board, scheduled in itertools.product(args.boards, (True, False)):
+                row = measure(name, model, shape, board, Path(tmp), scheduled)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -168,12 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         + "\n"
     )
-    print("| case | board | MACs | instructions | per MAC | device = host |")
-    print("|---|---|---|---|---|---|")
+    print("| case | board | schedule | MACs | instructions | per MAC | device = host |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['case']} | {r['board']} | {r['macs']:,} | {r['instructions_per_inference']:,.0f}"
-            f" | {r['instructions_per_mac']:.2f} | {r['device_equals_host']} |"
+            f"| {r['case']} | {r['board']} | {r['schedule']} | {r['macs']:,} "
+            f"| {r['instructions_per_inference']:,.0f} | {r['instructions_per_mac']:.2f} "
+            f"| {r['device_equals_host']} |"
         )
     return 0
 
