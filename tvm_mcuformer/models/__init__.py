@@ -7,7 +7,6 @@ from tvm_mcuformer.models.vit import (
     TinyViT,
     ViTConfig,
     build_vit,
-    count_macs,
 )
 
 __all__ = [
@@ -17,5 +16,4 @@ __all__ = [
     "TinyViT",
     "ViTConfig",
     "build_vit",
-    "count_macs",
 ]

@@ -207,34 +207,3 @@ class TinyViT(nn.Module):
 def build_vit(cfg: ViTConfig) -> TinyViT:
     """Build a freshly initialised :class:`TinyViT` from ``cfg`` (seed torch first to fix it)."""
     return TinyViT(**asdict(cfg))
-
-
-def count_macs(model_or_cfg: TinyViT | ViTConfig) -> int:
-    """Multiply-accumulates for one image, counted analytically from the config.
-
-    With N tokens, width D, hidden width M = ``mlp_hidden``, patch p, C input
-    channels and K classes::
-
-        patch embedding   N * D * C * p * p
-        per block         N * D * 3D            qkv
-                        + N * N * D             q @ k^T (all heads)
-                        + N * N * D             attn @ v (all heads)
-                        + N * D * D             proj
-                        + 2 * N * D * M         MLP
-        head              D * K
-
-    Element-wise work is not counted: biases, position embedding, LayerNorm,
-    softmax, GELU, the attention scale, residual adds and the token mean.
-    """
-    if isinstance(model_or_cfg, TinyViT):
-        cfg = model_or_cfg.config
-    elif isinstance(model_or_cfg, ViTConfig):
-        cfg = model_or_cfg
-    else:
-        raise TypeError(
-            f"count_macs takes a TinyViT or a ViTConfig, not {type(model_or_cfg).__name__}"
-        )
-    n, d, m = cfg.num_tokens, cfg.embed_dim, cfg.mlp_hidden
-    patch = n * d * cfg.in_chans * cfg.patch_size**2
-    block = n * d * 3 * d + 2 * n * n * d + n * d * d + 2 * n * d * m
-    return patch + cfg.depth * block + d * cfg.num_classes
