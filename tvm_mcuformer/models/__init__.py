@@ -1,8 +1,8 @@
 """Models small enough for microcontrollers: :class:`TinyViT` and its configs."""
 
+from tvm_mcuformer.models.checks import GELU_KINDS
 from tvm_mcuformer.models.vit import (
     DEMO_CONFIG,
-    GELU_KINDS,
     QuickGELU,
     TinyViT,
     ViTConfig,

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-GELU_KINDS = ("gelu", "quick")
+from . import checks
 
 
 @dataclass(frozen=True)
@@ -43,27 +43,14 @@ class ViTConfig:
     gelu: str = "gelu"
 
     def __post_init__(self) -> None:
+        owner = "ViTConfig"
         ints = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth")
         for field in (*ints, "num_heads"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ViTConfig.{field}={value!r} must be a positive integer")
-        if self.img_size % self.patch_size:
-            raise ValueError(
-                f"ViTConfig: patch_size={self.patch_size} does not divide "
-                f"img_size={self.img_size}; pick a patch size that divides the image side"
-            )
-        if self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"ViTConfig: num_heads={self.num_heads} does not divide "
-                f"embed_dim={self.embed_dim}; pick heads that divide the embedding width"
-            )
-        if self.mlp_hidden < 1:
-            raise ValueError(f"ViTConfig.mlp_ratio={self.mlp_ratio!r} gives an empty MLP")
-        if self.gelu not in GELU_KINDS:
-            raise ValueError(
-                f"ViTConfig.gelu={self.gelu!r} is unknown; choose one of: {', '.join(GELU_KINDS)}"
-            )
+            checks.positive_int(owner, field, getattr(self, field))
+        checks.patch_divides(owner, self.patch_size, self.img_size)
+        checks.heads_divide(owner, self.num_heads, self.embed_dim)
+        checks.mlp_not_empty(owner, self.mlp_ratio, self.embed_dim)
+        checks.gelu_kind(owner, self.gelu)
 
     @property
     def num_tokens(self) -> int:
