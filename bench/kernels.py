@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import itertools
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from provenance import write_results
+from tables import render
 from torch import nn
 
 from tvm_mcuformer.boards import BOARDS, MiB
@@ -88,12 +88,6 @@ def _cases() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     cases["vit_demo"] = (build_vit(DEMO_CONFIG), (1, 1, 28, 28))
     cases["vit_96px"] = (build_vit(BIG_VIT), (1, 3, 96, 96))
     return cases
-
-
-def _git_commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True)
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def bench_board(board: str) -> str:
@@ -163,29 +157,14 @@ def main(argv: list[str] | None = None) -> int:
                 row = measure(name, model, shape, board, Path(tmp), scheduled)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
-        json.dumps(
-            {
-                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                "commit": _git_commit(),
-                "command": " ".join([Path(sys.argv[0]).name and "bench/kernels.py", *sys.argv[1:]]),
-                "label": args.label,
-                "counter": "QEMU -icount shift=0 retired instructions, one inference",
-                "results": rows,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print("| case | board | schedule | MACs | instructions | per MAC | device = host |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['case']} | {r['board']} | {r['schedule']} | {r['macs']:,} "
-            f"| {r['instructions_per_inference']:,.0f} | {r['instructions_per_mac']:.2f} "
-            f"| {r['device_equals_host']} |"
-        )
+    payload = {
+        "label": args.label,
+        "counter": "QEMU -icount shift=0 retired instructions, one inference",
+        "rows": rows,
+    }
+    write_results(args.output, payload)
+    if args.output == RESULTS:
+        print(render("kernels"))
     return 0
 
 

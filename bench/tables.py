@@ -100,11 +100,34 @@ def search_vs_baselines(d: dict) -> list[str]:
     return _table(header, rows)
 
 
+def kernels(d: dict) -> list[str]:
+    """Instructions per MAC, scheduled beside unscheduled, per case and board."""
+    per: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in d["rows"]:
+        per.setdefault((r["case"], r["board"]), {})[r["schedule"]] = r
+    rows = []
+    for (case, board), runs in per.items():
+        on, off = runs.get("scheduled"), runs.get("unscheduled")
+        rows.append(
+            [
+                case,
+                board,
+                _b((on or off)["macs"]),
+                f"**{on['instructions_per_mac']:.2f}**" if on else "—",
+                f"{off['instructions_per_mac']:.2f}" if off else "—",
+                str(all(r["device_equals_host"] for r in runs.values())).lower(),
+            ]
+        )
+    header = ["case", "board", "MACs", "instr./MAC scheduled", "unscheduled", "device == host"]
+    return _table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "demo": demo,
     "ablation_int8": ablation_int8,
     "memory_ablation": memory_ablation,
     "search_vs_baselines": search_vs_baselines,
+    "kernels": kernels,
 }
 
 
