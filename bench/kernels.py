@@ -135,6 +135,7 @@ def measure(
         "instructions_per_inference": lat["instructions_per_inference"],
         "instructions_per_mac": lat["instructions_per_mac"],
         "device_equals_host": report["accuracy"]["device_equals_host"],
+        "per_op": lat["per_op"],
         "compile_seconds": round(compile_s, 1),
     }
 

@@ -160,4 +160,11 @@ def test_scheduled_linear_on_qemu_equals_host_and_is_faster():
                 "linear", model, shape, "mps2-an500", Path(tmp) / str(scheduled), scheduled
             )
     assert rows[True]["device_equals_host"] and rows[False]["device_equals_host"]
+    # The per-op profile: one row per kernel call, summing to (almost) the whole inference.
+    per_op = rows[True]["per_op"]
+    assert [r["call"] for r in per_op] == list(range(len(per_op))) and len(per_op) >= 2
+    assert any("dense_int" in r["kernel"] for r in per_op)
+    total = sum(r["count"] for r in per_op)
+    assert 0.95 * rows[True]["instructions_per_inference"] <= total
+    assert total <= rows[True]["instructions_per_inference"]
     assert rows[True]["instructions_per_mac"] < 0.5 * rows[False]["instructions_per_mac"]
