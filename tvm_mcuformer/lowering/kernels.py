@@ -142,7 +142,12 @@ def _unpack(name: str, symbol: str, func: tirx.PrimFunc) -> CKernel:
                 )
             ws = Workspace(f"{buf}_ws", dtype, _shape_elements(shape))
             if ws.nbytes <= STACK_ALLOC_LIMIT:  # a C local array (the C target knows no scopes)
-                body.append(f'{indent}{buf} = T.alloc_buffer({shape}, "{dtype}")')
+                body.append(f'{indent}{buf} = T.alloc_buffer(({ws.elements},), "{dtype}")')
+                # Zeroed first: the kernel's own init sits behind a loop test the C compiler
+                # cannot see through (a -Wmaybe-uninitialized false positive otherwise).
+                zero = "T.bool(False)" if dtype == "bool" else f'T.Cast("{dtype}", 0)'
+                body.append(f"{indent}for {buf}_z in range({ws.elements}):")
+                body.append(f"{indent}    {buf}[{buf}_z] = {zero}")
                 continue
             workspaces.append(ws)
             line = f'{indent}{buf} = T.decl_buffer({shape}, "{dtype}", data={ws.name})'
