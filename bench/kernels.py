@@ -118,10 +118,11 @@ def measure(
     start = time.time()
     opts = CompileOptions(board=target, calibration=calib, schedule_kernels=scheduled)
     artifact = compile_model(import_model(pt2), opts)
-    tar = tmp / f"{name}-{board}.tar"
+    stem = f"{name}-{board}-{'scheduled' if scheduled else 'unscheduled'}"
+    tar = tmp / f"{stem}.tar"
     artifact.write(tar)
     compile_s = time.time() - start
-    project = tmp / f"{name}-{board}"
+    project = tmp / stem
     create_project(project, tar, "baremetal", board=target)
     build_project(project)
     report = evaluate(project, calib[:SAMPLES], None, progress=False)
