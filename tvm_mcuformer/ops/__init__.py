@@ -9,6 +9,7 @@ are the float references of the ablation (their twins agree within 1 unit).
 Per-channel arrays are ``te.Tensor`` inputs; scalars are Python numbers.
 """
 
+from .activation import clip_int, clip_int_ref, hardswish_int, hardswish_int_ref
 from .fixed_point import (
     quantize_multiplier,
     quantize_multipliers,
@@ -50,6 +51,8 @@ __all__ = [
     "add_int",
     "add_int_ref",
     "bias_add_int",
+    "clip_int",
+    "clip_int_ref",
     "bias_add_int_ref",
     "conv2d_int",
     "conv2d_int_ref",
@@ -60,6 +63,8 @@ __all__ = [
     "gelu_float_ref",
     "gelu_int",
     "gelu_int_ref",
+    "hardswish_int",
+    "hardswish_int_ref",
     "layernorm_float",
     "layernorm_float_ref",
     "layernorm_int",

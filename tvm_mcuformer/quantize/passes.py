@@ -1,7 +1,10 @@
 """Integer-only int8 quantization as one Relax module pass.
 
-:func:`QuantizeInt8` runs recognize → calibrate → integerize on ``main``: the
-float patterns of GeLU/LayerNorm/softmax become composites
+:func:`QuantizeInt8` runs fold → recognize → calibrate → integerize on ``main``:
+what does not depend on the input (class tokens, position embeddings, masks)
+becomes constants (:mod:`tvm_mcuformer.relax_passes.fold`), SDPA's masked-row
+guard goes (:mod:`tvm_mcuformer.relax_passes.softmax_guard`), the float
+patterns of GeLU/SiLU/hard-swish/LayerNorm/softmax become composites
 (:mod:`tvm_mcuformer.relax_passes.recognize`), their tensors' ranges are
 measured on calibration samples (or set to 1.0 without samples: the integer
 *layout*, whose kernels and memory are those of the calibrated model), and the
@@ -15,7 +18,9 @@ from __future__ import annotations
 import numpy as np
 import tvm
 
+from ..relax_passes.fold import FoldInputIndependent
 from ..relax_passes.recognize import recognize_all
+from ..relax_passes.softmax_guard import RemoveSoftmaxGuard
 from .calibrate import calibrate
 from .config import QuantConfig
 from .integerize import integerize
@@ -43,7 +48,7 @@ def QuantizeInt8(  # noqa: N802 - named like TVM's pass constructors
 
     @tvm.transform.module_pass(opt_level=0, name="mcuformer.QuantizeInt8")
     def quantize(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        recognized = recognize_all(mod)
+        recognized = recognize_all(RemoveSoftmaxGuard()(FoldInputIndependent()(mod)))
         if calibration is None:
             ranges = _UnitRanges()
         else:
