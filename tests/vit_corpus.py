@@ -24,7 +24,6 @@ layers, 4 heads. They differ in the idioms the int8 path must recognise:
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
@@ -66,7 +65,9 @@ class Attention(nn.Module):
         b, n, c = x.shape
         if self.style == "split":
             q, k, v = self.qkv(x).split(c, dim=-1)
-            q, k, v = (t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+            q, k, v = (
+                t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v)
+            )
         else:
             qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
             if self.style == "unbind_sdpa":
@@ -122,10 +123,7 @@ class CorpusViT(nn.Module):
         self.pos_tokens = nn.Parameter(torch.randn(1, tokens, DIM) * 0.02)
         self.pos_patches = nn.Parameter(torch.randn(1, self.pos_grid**2, DIM) * 0.02)
         self.blocks = nn.Sequential(
-            *(
-                Block(DIM, HEADS, style, act(**(act_kwargs or {})), affine)
-                for _ in range(DEPTH)
-            )
+            *(Block(DIM, HEADS, style, act(**(act_kwargs or {})), affine) for _ in range(DEPTH))
         )
         self.norm = nn.LayerNorm(DIM, elementwise_affine=affine)
         self.heads = nn.ModuleList(nn.Linear(DIM, CLASSES) for _ in range(tokens))
