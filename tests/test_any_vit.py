@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from tvm_mcuformer.cli import main as cli_main
 from tvm_mcuformer.compiler import CompileOptions, compile_model
 from tvm_mcuformer.micro import build_project, create_project, evaluate
 from tvm_mcuformer.tensor_spec import TensorSpec
@@ -90,3 +91,19 @@ def test_corpus_vit_int8_agrees_with_float_and_runs_on_qemu(name, tmp_path, reco
     assert acc["device_equals_host"] is True and acc["mismatched_samples"] == 0
     device = report["outputs"][out["name"]].reshape(64, -1)
     np.testing.assert_array_equal(device, host[:64])
+
+
+def test_op_without_integer_form_names_op_and_module(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = vit_corpus.CorpusViT("index", torch.nn.Tanh).eval()
+    x, _ = vit_corpus.digits_at(vit_corpus.SIDE, "train")
+    pt2 = export_pt2(model, torch.from_numpy(x[:1]), tmp_path / "tanh.pt2")
+    np.savez(tmp_path / "calib.npz", x=x[:8])
+    out = tmp_path / "tanh.tar"
+    code = cli_main(["compile", str(pt2), "-o", str(out), "--calib", str(tmp_path / "calib.npz")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    # The op, the module path torch.export kept, and what to do.
+    assert "relax.tanh" in err and "blocks.0.mlp.1 (aten.tanh)" in err
+    assert "--quantize none" in err

@@ -34,6 +34,7 @@ from tvm import relax, te
 from tvm.ir.expr import GenericConst
 
 from .. import ops
+from ..frontend.torch_export import SOURCE_ATTR
 from ..relax_passes.recognize import GELU, HARDSWISH, LAYER_NORM, SILU, SOFTMAX
 from .config import QuantConfig
 
@@ -158,10 +159,7 @@ class _Integerizer:
             return self.rescale(name, call, args)
         if name == "relax.mean":
             return self.mean(var, call)
-        raise ValueError(
-            f"operator {name} has no integer kernel (in {var.name} = {call}); "
-            "compile with --quantize none to keep float"
-        )
+        raise ValueError(f"operator {name} has no integer kernel")
 
     def layout(self, var, call, x) -> Q | Const:
         if isinstance(x, Const):
@@ -374,9 +372,16 @@ class _Integerizer:
             self.env[_key(p)] = Q(qp, self.scale_of(p))
         with self.bb.function("main", params):
             with self.bb.dataflow():
-                for block in main.body.blocks:
-                    for b in block.bindings:
+                bindings = [b for block in main.body.blocks for b in block.bindings]
+                for i, b in enumerate(bindings):
+                    try:
                         self.env[_key(b.var)] = self.bind(b.var, b.value)
+                    except ValueError as err:
+                        raise ValueError(
+                            f"int8: {err}, at {_where(main, bindings, i)}; give that layer an op "
+                            "with an integer form (see docs/architecture.md) or compile with "
+                            "--quantize none to keep float"
+                        ) from None
                 result = main.body.body
                 fields = _result_vars(main, result)
                 outs = [self.q(f, f) for f in fields]
@@ -386,6 +391,20 @@ class _Integerizer:
             self.bb.emit_func_output(out)
         in_scales = [self.scale_of(p) for p in main.params]
         return self.bb.finalize(), in_scales, [o.scale for o in outs]
+
+
+def _where(main: relax.Function, bindings: list, i: int) -> str:
+    """Where binding ``i`` sits: the model's module path when the frontend recorded it.
+
+    An operator the frontend expanded into several bindings is named by the next
+    binding that has a recorded source (the one that finishes the operator).
+    """
+    sources = main.attrs[SOURCE_ATTR] if main.attrs and SOURCE_ATTR in main.attrs else {}
+    here = f"Relax variable {bindings[i].var.name}"
+    for b in bindings[i:]:
+        if b.var.name in sources:
+            return f"{sources[b.var.name]}, {here}"
+    return here
 
 
 def _shape(expr) -> list[int]:
