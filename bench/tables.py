@@ -100,11 +100,32 @@ def search_vs_baselines(d: dict) -> list[str]:
     return _table(header, rows)
 
 
+def any_vit(d: dict) -> list[str]:
+    rows = [
+        [
+            f"`{r['model']}`: {r['idioms']}",
+            _b(r["parameters"]),
+            f"{r['float_top1']:.4f}",
+            f"{r['int8_top1']:.4f}",
+            f"**{r['top1_agreement']:.4f}**",
+            f"{r['logits_cosine']:.4f}",
+            str(r["device_equals_host"]).lower(),
+            _b(r["planned_arena_bytes"]),
+            f"{r['instructions_per_inference'] / 1e6:.2f} M",
+        ]
+        for r in d["rows"]
+    ]
+    header = ["model", "params", "float top-1", "int8 top-1 (device)", "top-1 agreement"]
+    header += ["logits cosine", "device == host", "arena", "instr./inf."]
+    return _table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "demo": demo,
     "ablation_int8": ablation_int8,
     "memory_ablation": memory_ablation,
     "search_vs_baselines": search_vs_baselines,
+    "any_vit": any_vit,
 }
 
 

@@ -23,21 +23,15 @@ from tvm_mcuformer.cli import main as cli_main
 from tvm_mcuformer.compiler import CompileOptions, compile_model
 from tvm_mcuformer.micro import build_project, create_project, evaluate
 from tvm_mcuformer.tensor_spec import TensorSpec
-from tvm_mcuformer.training import export_pt2, train
+from tvm_mcuformer.training import export_pt2
 
 from . import vit_corpus
 from .conftest import host_run
 
-EPOCHS = 12
 CALIBRATION = 128
 ON_QEMU = {"cls_index_tanh", "hf_vit", "deit"}
 # Top-1 agreement of int8 with float over the 400 test images, per model.
 MIN_AGREEMENT = 0.95
-
-
-def _trained(name: str, x: np.ndarray, y: np.ndarray) -> torch.nn.Module:
-    torch.set_num_threads(1)
-    return train(vit_corpus.build(name), x, y, epochs=EPOCHS, seed=0, progress=False)
 
 
 @pytest.mark.parametrize("name", list(vit_corpus.CORPUS))
@@ -46,11 +40,10 @@ def test_corpus_vit_int8_agrees_with_float_and_runs_on_qemu(name, tmp_path, reco
         pytest.importorskip("transformers", reason="the test extra (transformers) is not installed")
     x, y = vit_corpus.digits_at(vit_corpus.SIDE, "train")
     xt, yt = vit_corpus.digits_at(vit_corpus.SIDE, "test")
-    model = _trained(name, x, y)
+    torch.set_num_threads(1)
+    model = vit_corpus.trained(name)
     with torch.no_grad():
         ref = model(torch.from_numpy(xt)).numpy()
-    float_top1 = float((ref.argmax(1) == yt).mean())
-    assert float_top1 > 0.6, f"{name} did not train: {float_top1}"
 
     pt2 = export_pt2(model, torch.from_numpy(xt[:1]), tmp_path / f"{name}.pt2")
     opts = CompileOptions(calibration=x[:CALIBRATION])
@@ -63,24 +56,12 @@ def test_corpus_vit_int8_agrees_with_float_and_runs_on_qemu(name, tmp_path, reco
     (inp,), (out,) = art.metadata["inputs"], art.metadata["outputs"]
     xq = TensorSpec(inp["name"], tuple(inp["shape"]), "int8", inp["quant"]["scale"]).quantize(xt)
     host = host_run(tar, tmp_path, xq, np.int8)
-    logits = host.astype(np.float32) * out["quant"]["scale"]
-    agreement = float((logits.argmax(1) == ref.argmax(1)).mean())
-    cosine = float(
-        np.mean(
-            (logits * ref).sum(1) / (np.linalg.norm(logits, axis=1) * np.linalg.norm(ref, axis=1))
-        )
-    )
-    int8_top1 = float((logits.argmax(1) == yt).mean())
-    summary = {
-        "float_top1": float_top1,
-        "int8_top1": int8_top1,
-        "top1_agreement": agreement,
-        "logits_cosine": cosine,
-    }
+    summary = vit_corpus.compare(host.astype(np.float32) * out["quant"]["scale"], ref, yt)
     record_property("int8_vs_float", json.dumps(summary))
     print(name, summary)
-    assert agreement >= MIN_AGREEMENT, summary
-    assert cosine > 0.95, summary
+    assert summary["float_top1"] > 0.6, f"{name} did not train: {summary}"
+    assert summary["top1_agreement"] >= MIN_AGREEMENT, summary
+    assert summary["logits_cosine"] > 0.95, summary
 
     if name not in ON_QEMU:
         return

@@ -35,6 +35,7 @@ DIM = 32
 HEADS = 4
 DEPTH = 2
 CLASSES = 10
+EPOCHS = 12
 
 
 def digits_at(side: int, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -217,4 +218,27 @@ def build(name: str, seed: int = 0) -> nn.Module:
     return CORPUS[name]().eval()
 
 
-__all__ = ["CORPUS", "SIDE", "build", "digits_at"]
+def trained(name: str, epochs: int = EPOCHS) -> nn.Module:
+    """``build(name)`` trained ``epochs`` on the 16×16 digits train split (1 thread, seed 0).
+
+    Random weights give flat logits, where int8 vs float top-1 agreement means
+    nothing; a short training makes it meaningful.
+    """
+    from tvm_mcuformer.training import train
+
+    x, y = digits_at(SIDE, "train")
+    return train(build(name), x, y, epochs=epochs, seed=0, progress=False)
+
+
+def compare(logits: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """int8 ``logits`` (dequantized) vs float ``ref`` on the same inputs, row by row."""
+    norms = np.linalg.norm(logits, axis=1) * np.linalg.norm(ref, axis=1)
+    return {
+        "float_top1": float((ref.argmax(1) == labels).mean()),
+        "int8_top1": float((logits.argmax(1) == labels).mean()),
+        "top1_agreement": float((logits.argmax(1) == ref.argmax(1)).mean()),
+        "logits_cosine": float(np.mean((logits * ref).sum(1) / norms)),
+    }
+
+
+__all__ = ["CORPUS", "EPOCHS", "SIDE", "build", "compare", "digits_at", "trained"]

@@ -431,18 +431,26 @@ def _const_layout(call, value: np.ndarray) -> np.ndarray:
     raise ValueError(f"{name} of a constant is not supported")
 
 
+def _const_arg(call, consts: dict[int, np.ndarray]) -> np.ndarray | None:
+    """The constant argument of a call inside a composite (literal or bound parameter)."""
+    for a in call.args:
+        if isinstance(a, GenericConst):
+            return a.value.numpy()
+        if _key(a) in consts:
+            return consts[_key(a)]
+    return None
+
+
 def _hardswish_constants(func, consts: dict[int, np.ndarray]) -> tuple[float, float, float]:
     """``a, lo, hi`` of a hard-swish composite ``x · clip(x + a, lo, hi)`` (clips merged)."""
     offset, lo, hi = 0.0, -math.inf, math.inf
     for b in (b for block in func.body.blocks for b in block.bindings):
         call = b.value
         if call.op.name == "relax.add":
-            c = next(a for a in call.args if isinstance(a, GenericConst) or _key(a) in consts)
-            offset = float(
-                np.asarray(
-                    c.value.numpy() if isinstance(c, GenericConst) else consts[_key(c)]
-                ).reshape(-1)[0]
-            )
+            a = _const_arg(call, consts)
+            if a.size != 1:
+                raise ValueError("x * clip(x + a, lo, hi) is supported for a scalar a")
+            offset = float(a.reshape(-1)[0])
         elif call.op.name == "relax.clip":
             lo = max(lo, float(call.args[1].value))
             hi = min(hi, float(call.args[2].value))
@@ -460,14 +468,6 @@ def _layer_norm_constants(func, consts: dict[int, np.ndarray]) -> tuple[np.ndarr
     """
     bindings = [b for block in func.body.blocks for b in block.bindings]
 
-    def const_arg(call) -> np.ndarray | None:
-        for a in call.args:
-            if isinstance(a, GenericConst):
-                return a.value.numpy()
-            if _key(a) in consts:
-                return consts[_key(a)]
-        return None
-
     for b in bindings:
         if isinstance(b.value, relax.Call) and b.value.op.name == "relax.nn.layer_norm":
             gamma, beta = (consts[_key(a)] for a in b.value.args[1:3])
@@ -475,13 +475,13 @@ def _layer_norm_constants(func, consts: dict[int, np.ndarray]) -> tuple[np.ndarr
     calls = [b for b in bindings if isinstance(b.value, relax.Call)]
     roots = [b.value.args[0] for b in calls if b.value.op.name in ("relax.rsqrt", "relax.sqrt")]
     eps_add = next(b for b in calls if any(b.var.same_as(r) for r in roots))
-    eps = const_arg(eps_add.value)
+    eps = _const_arg(eps_add.value, consts)
     gamma = beta = None
     for b in calls:
         if b.value.op.name == "relax.multiply" and gamma is None:
-            gamma = const_arg(b.value)
+            gamma = _const_arg(b.value, consts)
         elif b.value.op.name == "relax.add" and b is not eps_add and beta is None:
-            beta = const_arg(b.value)
+            beta = _const_arg(b.value, consts)
     width = int(func.params[0].ty.shape.values[-1])
     gamma = np.ones(width, np.float32) if gamma is None else gamma
     beta = np.zeros(width, np.float32) if beta is None else beta

@@ -7,7 +7,9 @@ transposed for a matmul. TVM's ``FoldConstant`` folds only some of them. This
 pass evaluates every input-independent tensor binding of ``main`` at once (one
 Relax VM build on the host), binds each to its value, inlines the constants
 into their uses (``CanonicalizeBindings``) and drops what became dead, so the
-integer rewrite sees constants where the model sees parameters.
+integer rewrite sees constants where the model sees parameters. Reshapes and
+transposes of constants are left as they are (:data:`LEFT_AS_IS`): a model
+with nothing else to fold costs no build.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from __future__ import annotations
 import numpy as np
 import tvm
 from tvm import relax
+
+# Left to the integer rewrite, which applies them to constants itself: a model whose
+# only input-independent calls are these (weights transposed for a matmul) needs no build.
+LEFT_AS_IS = {"relax.reshape", "relax.permute_dims"}
 
 
 def _key(expr) -> int:
@@ -34,8 +40,10 @@ def _input_independent(main: relax.Function) -> tuple[list, list[int]]:
             dependent.add(_key(b.var))
             continue
         bindings.append(b)
-        if isinstance(b.var.ty, relax.TensorType) and isinstance(b.value, relax.Call):
-            folded.append(i)
+        value = b.value
+        if isinstance(b.var.ty, relax.TensorType) and isinstance(value, relax.Call):
+            if getattr(value.op, "name", None) not in LEFT_AS_IS:
+                folded.append(i)
     return bindings, folded
 
 
