@@ -29,9 +29,8 @@ def provenance() -> dict[str, str]:
     commit = _git("rev-parse", "HEAD")
     if _git("status", "--porcelain", "--untracked-files=no"):
         commit += "-dirty"
-    command = " ".join(
-        shlex.quote(a) for a in [".venv/bin/python", *[_relative(a) for a in sys.argv]]
-    )
+    script = _relative(str(Path(sys.argv[0]).resolve()))
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", script, *sys.argv[1:]])
     date = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     return {"date": date, "commit": commit, "command": command}
 
