@@ -36,8 +36,6 @@ MIN_AGREEMENT = 0.95
 
 @pytest.mark.parametrize("name", list(vit_corpus.CORPUS))
 def test_corpus_vit_int8_agrees_with_float_and_runs_on_qemu(name, tmp_path, record_property):
-    if name == "hf_vit":
-        pytest.importorskip("transformers", reason="the test extra (transformers) is not installed")
     x, y = vit_corpus.digits_at(vit_corpus.SIDE, "train")
     xt, yt = vit_corpus.digits_at(vit_corpus.SIDE, "test")
     torch.set_num_threads(1)
