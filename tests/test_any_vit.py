@@ -7,8 +7,9 @@ logits, where top-1 agreement means nothing), exported with ``torch.export``,
 quantized with 128 calibration images and compiled to C. The host build of that
 C runs the 400 digits test images; its int8 top-1 is compared with the float
 model's top-1 on the same images (agreement) and the logits' cosine similarity
-is reported. The issue's must-show models also run on QEMU ``mps2-an500``,
-whose outputs must equal the host build's bit for bit.
+is reported. The class-token/``qkv[0]``/tanh-GELU model, the DeiT and the
+Hugging Face model also run on QEMU ``mps2-an500``, whose outputs must equal
+the host build's bit for bit. About 90 s on an idle 2-core machine.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ MIN_AGREEMENT = 0.95
 
 
 @pytest.mark.parametrize("name", list(vit_corpus.CORPUS))
-def test_corpus_vit_int8_agrees_with_float_and_runs_on_qemu(name, tmp_path, record_property):
+def test_corpus_vit_int8_agrees_with_float(name, tmp_path, record_property):
     x, y = vit_corpus.digits_at(vit_corpus.SIDE, "train")
     xt, yt = vit_corpus.digits_at(vit_corpus.SIDE, "test")
     torch.set_num_threads(1)
