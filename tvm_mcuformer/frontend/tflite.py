@@ -75,6 +75,16 @@ class _FileQuantConverter(_tfl.OperatorConverter):
         super().__init__(model, subgraph, exp_tab, ctx, conversion_state)
         self.file_quant: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
         self.ranges: dict[relax.Var, float] = {}
+        # Stock converters type a constant by the file's tensor type (int32 for a bias);
+        # in the dequantized view a float value is a float32 constant.
+        new_const = exp_tab.new_const
+
+        def float_aware_const(value, dtype=None, source_name=None):
+            if isinstance(value, np.ndarray) and value.dtype == np.float32:
+                dtype = "float32"
+            return new_const(value, dtype=dtype, source_name=source_name)
+
+        exp_tab.new_const = float_aware_const
         self.convert_map["QUANTIZE"] = self._identity
         self.convert_map["DEQUANTIZE"] = self._identity
         self.convert_map["CONV_2D"] = self._convert_conv_nchw
@@ -240,6 +250,7 @@ class _FileQuantConverter(_tfl.OperatorConverter):
             except _Unsupported as err:
                 raise _Unsupported(str(err), index=i, op=name) from None
             (out,) = self.get_output_tensors(op)
+            ret = _drop_identity_reshape(self.bb.normalize(ret))
             var = ret if isinstance(ret, relax.Var) else self.bb.emit(ret)
             self.exp_tab.set_expr(_tfl.get_tensor_name(self.subgraph, out.tensor_idx), var)
             self._record_range(out, var)
@@ -248,6 +259,20 @@ class _FileQuantConverter(_tfl.OperatorConverter):
         if tensor.tensor_idx in self.file_quant:
             scale, zp, _ = self.file_quant[tensor.tensor_idx]
             self.ranges[var] = _int8_range(scale[0], int(zp[0]))
+
+
+def _drop_identity_reshape(expr: relax.Expr) -> relax.Expr:
+    """``reshape(x, shape of x)`` → ``x`` (stock converters add one after LOGISTIC, which
+    would hide QuickGELU's pattern)."""
+    if isinstance(expr, relax.Call) and getattr(expr.op, "name", "") == "relax.reshape":
+        arg = expr.args[0]
+        return arg if _shape(arg) == _shape(expr) else expr
+    return expr
+
+
+def _shape(expr: relax.Expr) -> list[int] | None:
+    shape = getattr(expr.ty, "shape", None)
+    return None if shape is None else [int(d) for d in shape.values]
 
 
 def _is_const(wrapper) -> bool:

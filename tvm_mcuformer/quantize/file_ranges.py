@@ -4,7 +4,8 @@ The frontend stores ``{var: max |x|}`` on ``main`` (``TENSOR_RANGES_ATTR``).
 Recognition (:func:`tvm_mcuformer.relax_passes.recognize.recognize_all`) keeps
 every binding it does not group, but the output of a grouped pattern (a
 LayerNorm, a GeLU, a softmax) becomes a new variable: it takes the range of the
-variable it replaces, found where a kept binding used the old one.
+variable it replaces, found where a kept binding used the old one; an alias
+(``gv = lv``) takes the range of what it names.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def file_ranges(original: tvm.IRModule, recognized: tvm.IRModule) -> FileRanges 
     ranges = FileRanges(given)
     old = {_key(b.var): b.value for b in _bindings(original["main"])}
     for b in _bindings(recognized["main"]):
+        if isinstance(b.value, relax.Var) and _key(b.value) in ranges:  # an alias: gv = lv
+            ranges[_key(b.var)] = ranges[_key(b.value)]
         before = old.get(_key(b.var))
         if before is None:
             continue
