@@ -135,6 +135,13 @@ class _FileQuantConverter(_tfl.OperatorConverter):
             return "float32"  # every 8-bit tensor of a fully-int8 file is a quantized float
         return super().get_tensor_type_str(tensor_type)
 
+    def _is_real(self, wrapper) -> bool:
+        """A float tensor, or an integer one that quantizes a float (not a shape or an index)."""
+        from tflite.TensorType import TensorType
+
+        is_float = wrapper.tensor.Type() == TensorType.FLOAT32
+        return is_float or wrapper.tensor_idx in self.file_quant
+
     def _identity(self, op):
         return self.get_tensor_expr(self.get_input_tensors(op)[0])
 
@@ -171,8 +178,8 @@ class _FileQuantConverter(_tfl.OperatorConverter):
             y = relax.op.add(self.bb.emit(y), relax.const(bias.reshape(1, -1, 1, 1)))
         return relax.op.permute_dims(self.bb.emit(y), [0, 2, 3, 1])
 
-    def _layer_norms(self) -> dict[int, tuple[int, relax.Expr]]:
-        """``{index of its last op: (index of its first op, input tensor)}`` per LiteRT LayerNorm."""
+    def _layer_norms(self) -> dict[int, tuple[int, int]]:
+        """``{last op index: (first op index, input tensor index)}`` per LiteRT LayerNorm."""
         ops = [self.subgraph.Operators(i) for i in range(self.subgraph.OperatorsLength())]
         codes = [self.get_op_code_str(op) for op in ops]
         found = {}
@@ -203,7 +210,7 @@ class _FileQuantConverter(_tfl.OperatorConverter):
         consts = []
         for op in ops:
             for t in self.get_input_tensors(op):
-                if t.tensor_idx >= 0 and _is_const(t) and t.tensor_idx in self.file_quant:
+                if t.tensor_idx >= 0 and _is_const(t) and self._is_real(t):
                     consts.append((self.get_op_code_str(op), self.get_tensor_value(t)))
         x = self.get_tensor_expr(self.get_tensors([x_idx])[0])
         width = int(x.ty.shape[-1])
@@ -288,7 +295,7 @@ class _Unsupported(ValueError):
 
 
 def import_tflite(path: Path) -> tvm.IRModule:
-    """Load a float or fully-int8 ``.tflite``; int8 files keep their ranges in :data:`TENSOR_RANGES_ATTR`.
+    """Load a float or fully-int8 ``.tflite``; an int8 file's ranges go in ``TENSOR_RANGES_ATTR``.
 
     Raises ``ValueError`` (one line) for a file that is not a readable TFLite
     model or that uses an operator outside :data:`SUPPORTED_OPS`.
