@@ -11,12 +11,15 @@ calibrated on training images); TFLite Micro (the x86 interpreter of the
 
 which writes ``tests/data/digits_vit_int8.tflite``, ``digits_vit_float.tflite`` and
 ``digits_vit_tflm.npz`` (inputs, TFLM's int8 outputs and labels on a fixed slice).
+``bench/tflite_vs_tflm.py`` calls its ``convert`` and ``tflm`` subcommands.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -153,13 +156,53 @@ def make_fixtures(out_dir: Path) -> None:
     print(f"wrote {i8} ({i8.stat().st_size} B), {f32}, TFLM outputs on {len(inputs)} images")
 
 
+def parse_allocations(report: str) -> dict:
+    """Head (non-persistent: activations + scratch), tail and total of TFLM's recorded arena."""
+    found = dict(re.findall(r"Arena allocation (\w+) (\d+) bytes", report))
+    return {f"{k}_bytes": int(v) for k, v in found.items()}
+
+
+def cmd_convert(args) -> None:
+    cfg = ViTConfig(**json.loads(args.config.read_text()))
+    model = build_vit(cfg)
+    model.load_state_dict(torch.load(args.state, weights_only=True))
+    convert(model, np.load(args.calib), args.out_float, args.out_int8)
+
+
+def cmd_tflm(args) -> None:
+    images = np.load(args.inputs)
+    arenas = tflm_arenas(args.tflite, images[:1])
+    recorded = parse_allocations(arenas["allocations_report"])
+    outputs = tflm_run(args.tflite, images)
+    np.savez(args.out, tflm_int8=outputs)
+    summary = {"min_total_arena_bytes": arenas["min_total_arena_bytes"], **recorded}
+    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fixtures", action="store_true", help="write the tests' fixtures")
     p.add_argument("--out", type=Path, default=ROOT / "tests" / "data")
+    sub = p.add_subparsers(dest="command")
+    c = sub.add_parser("convert", help="state dict + config → float and int8 .tflite")
+    c.add_argument("--state", type=Path, required=True)
+    c.add_argument("--config", type=Path, required=True)
+    c.add_argument("--calib", type=Path, required=True, help=".npy of calibration images")
+    c.add_argument("--out-float", type=Path, required=True)
+    c.add_argument("--out-int8", type=Path, required=True)
+    t = sub.add_parser("tflm", help="TFLM outputs (.npz) and arena sizes (.json beside it)")
+    t.add_argument("--tflite", type=Path, required=True)
+    t.add_argument("--inputs", type=Path, required=True, help=".npy of float images")
+    t.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    if args.fixtures:
+    if args.command == "convert":
+        cmd_convert(args)
+    elif args.command == "tflm":
+        cmd_tflm(args)
+    elif args.fixtures:
         make_fixtures(args.out)
+    else:
+        p.error("give --fixtures or a subcommand")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,12 @@ class _Integerizer:
         if isinstance(v, Q):
             return v
         if isinstance(v, Acc):
-            return self.materialize(v, self.scale_of(var_for_scale))
+            out = self.materialize(v, self.scale_of(var_for_scale))
+            if var_for_scale.same_as(expr):
+                # Requantized to its own range: every later consumer (the q, k and v slices
+                # of one qkv accumulator) shares this int8 tensor instead of the int32 one.
+                self.env[_key(expr)] = out
+            return out
         raise ValueError("a constant where an activation was expected")
 
     def materialize(self, acc: Acc, out_scale: float) -> Q:
