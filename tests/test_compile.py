@@ -143,7 +143,9 @@ def test_artifact_layout_and_metadata(tiny_artifact):
 def test_generated_c_cross_compiles_for_cortex_m(tiny_artifact, tmp_path):
     with tarfile.open(tiny_artifact) as tar:
         tar.extractall(tmp_path, filter="data")
-    for src in (tmp_path / "codegen/host/src").glob("*.c"):
+    sources = sorted((tmp_path / "codegen/host/src").glob("*.c"))
+    assert len(sources) >= 3, sources  # kernels, driver, math
+    for src in sources:
         subprocess.run(
             [
                 "arm-none-eabi-gcc",
@@ -201,3 +203,17 @@ def test_parse_size(text, expected):
 def test_parse_size_rejects_garbage():
     with pytest.raises(ValueError, match="320KiB"):
         parse_size("lots")
+
+
+def test_tensor_names_in_metadata_are_unique_and_stable(tiny_pt2):
+    """Names are call index + op kind, the same on every compile, never Relax's ``lv``."""
+    arts = [compile_model(tiny_pt2[0], CompileOptions(quantize="none")).metadata for _ in range(2)]
+    meta = arts[0]
+    arena = [t["name"] for t in meta["memory"]["tensors"]]
+    outputs = [name for op in meta["ops"] for name in op["outputs"]]
+    io = [t["name"] for t in (*meta["inputs"], *meta["outputs"])]
+    for names in (arena, outputs, io, meta["memory"]["token_overwrite_layers"]):
+        assert len(names) == len(set(names)), names
+    assert arena and not any(n.startswith("lv") for n in arena + outputs)
+    assert all(n.startswith(f"c{i}.") for i, n in enumerate(outputs))
+    assert arts[1]["memory"]["tensors"] == meta["memory"]["tensors"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tvm
 
-from .artifact import Artifact
+from .artifact import Artifact, model_metadata
 from .boards import DEFAULT_BOARD, DEFAULT_STACK_RESERVE, Board, get_board
 from .codegen.driver import emit_driver, emit_header, layout_weights
 from .codegen.tir_to_c import emit_c
@@ -30,7 +30,6 @@ from .lowering.macs import count_macs
 from .lowering.pipeline import DEFAULT_PATCH_FIELD, QUANTIZE_MODES
 from .planner import ALGORITHMS, ArenaPlan, plan_arena
 from .planner.baselines import paper_m_bytes, tvm_static_plan_bytes
-from .planner.liveness import live_bytes_per_call
 from .planner.timeline import plot_memory_timeline
 from .quantize import QuantConfig, check_calibration, int8_specs
 from .quantize.passes import INPUT_SCALES_ATTR
@@ -120,16 +119,16 @@ def _memory_report(
     (inp,), (out,) = program.inputs, program.outputs
     io_bytes = inp.nbytes + out.nbytes + FRAME_OVERHEAD
     required_sram = plan.arena_bytes + io_bytes + opts.stack_reserve_bytes
-    naive = sum(iv.nbytes for iv in plan.intervals)
     return {
         "planned_arena_bytes": plan.arena_bytes,
         "lower_bound_bytes": plan.lower_bound_bytes,
-        "naive_bytes": naive,
+        "naive_bytes": plan.model.naive_bytes,
         "tvm_static_plan_bytes": tvm_static_plan_bytes(lowered),
         "paper_m_bytes": paper_m_bytes(program),
         "planner": plan.algorithm,
         "alignment": plan.alignment,
         "token_overwrite_layers": [p.output.name for p in plan.inplace],
+        "tensors": _tensors_report(plan),
         "patch_decomposition_field": opts.patch_field if opts.decompose_patch else None,
         "weight_bytes": program.weight_bytes,
         "io_bytes": io_bytes,
@@ -138,6 +137,20 @@ def _memory_report(
         "required_flash_bytes": program.weight_bytes + CODE_RESERVE,
         "budget": {"sram_bytes": sram, "flash_bytes": flash},
     }
+
+
+def _tensors_report(plan: ArenaPlan) -> list[dict]:
+    """Every arena tensor (storage root): name, kind, bytes, offset and live calls."""
+    return [
+        {
+            "name": t.name,
+            "kind": t.kind.value,
+            "bytes": t.nbytes,
+            "offset": plan.offsets[t],
+            "calls": list(plan.model.lifetimes[t]),
+        }
+        for t in sorted(plan.model.lifetimes, key=lambda t: (plan.model.lifetimes[t], t.index))
+    ]
 
 
 def _check_budget(memory: dict, board: Board) -> None:
@@ -159,7 +172,7 @@ def _check_budget(memory: dict, board: Board) -> None:
 
 
 def _ops_report(program: KernelProgram, plan: ArenaPlan) -> list[dict]:
-    live = live_bytes_per_call(plan.intervals, len(program.calls))
+    live = plan.model.live_bytes_per_call()
     ops = []
     for i, call in enumerate(program.calls):
         ops.append(
@@ -274,16 +287,14 @@ def compile_model(
         "src/lowered.txt": lowered.script(),
         "memory_timeline.png": timeline_png,
     }
-    metadata = {
-        "format": "tvm-mcuformer-artifact",
-        "version": 1,
-        "model": float_model.source,
-        "board": board.name,
-        "inputs": [t.to_json() for t in deployed.inputs],
-        "outputs": [t.to_json() for t in deployed.outputs],
-        "memory": memory,
-        "macs": count_macs(float_model.mod),
-        "quantization": _quant_report(opts),
-        "ops": _ops_report(program, plan),
-    }
+    metadata = model_metadata(
+        float_model.source,
+        board.name,
+        deployed.inputs,
+        deployed.outputs,
+        memory,
+        macs=count_macs(float_model.mod),
+        quantization=_quant_report(opts),
+        ops=_ops_report(program, plan),
+    )
     return Artifact(metadata, files)
