@@ -16,7 +16,8 @@ side environment (``bench/side_env.sh``), then on each ``.tflite``:
   inference and per MAC, device == host), top-1 and agreement with TFLM.
 
 Writes ``bench/results/tflite_vs_tflm.json`` (with date, commit and command) and
-prints the README rows. One command (the side environment is created if missing)::
+prints the README table (``bench/tables.py`` renders it into the README). One
+command; the side environment is created if missing::
 
     .venv/bin/python bench/tflite_vs_tflm.py
 """
@@ -24,7 +25,6 @@ prints the README rows. One command (the side environment is created if missing)
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import os
 import subprocess
@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from provenance import write_results
+from tables import render
 
 from tvm_mcuformer.compiler import CompileOptions, compile_model
 from tvm_mcuformer.data import load_split
@@ -61,17 +63,6 @@ def _side(*args: str) -> None:
     subprocess.run(
         [str(_side_python()), str(ROOT / "bench" / "make_tflite.py"), *args], check=True, env=env
     )
-
-
-def _provenance() -> dict:
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": commit,
-        "command": ".venv/bin/python bench/tflite_vs_tflm.py",
-    }
 
 
 def _tflite_files(cfg, work: Path, x, y) -> tuple[Path, float]:
@@ -149,30 +140,9 @@ def run_one(patch: int, x, y, x_test, y_test) -> dict:
         },
         "top1_agreement": float(agree.mean()),
         "disagreements": int((~agree).sum()),
-        "arena_ratio_ours_to_tflm_head": memory["planned_arena_bytes"]
-        / tflm_arena["head_bytes"],
+        "arena_ratio_ours_to_tflm_head": memory["planned_arena_bytes"] / tflm_arena["head_bytes"],
         "n_test": len(y_test),
     }
-
-
-def _table(rows: list[dict]) -> str:
-    lines = [
-        "| tokens | TFLM head (non-persistent) | TFLM total recorded / smallest working | "
-        "our arena | ratio | lower bound | TVM static plan | naive | flash | "
-        "instr./inf. | instr./MAC | top-1 TFLM / ours | agreement |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        t, o = r["tflm"], r["ours"]
-        lines.append(
-            f"| {r['tokens']} | {t['head_bytes']:,} | {t['total_bytes']:,} / "
-            f"{t['min_total_arena_bytes']:,} | **{o['planned_arena_bytes']:,}** | "
-            f"{r['arena_ratio_ours_to_tflm_head']:.2f} | {o['lower_bound_bytes']:,} | "
-            f"{o['tvm_static_plan_bytes']:,} | {o['naive_bytes']:,} | {o['flash_bytes']:,} | "
-            f"{o['instructions_per_inference'] / 1e6:.1f} M | {o['instructions_per_mac']:.2f} | "
-            f"{t['top1']:.3f} / {o['device_top1']:.3f} | {r['top1_agreement']:.3f} |"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -183,8 +153,8 @@ def main() -> None:
     for patch in (7, 4):
         rows.append(run_one(patch, x, y, x_test, y_test))
         print(json.dumps(rows[-1], indent=2), file=sys.stderr)
-    RESULTS.write_text(json.dumps({**_provenance(), "board": BOARD, "rows": rows}, indent=2))
-    print(_table(rows))
+    write_results(RESULTS, {"board": BOARD, "rows": rows})
+    print(render(RESULTS.stem))
 
 
 if __name__ == "__main__":
