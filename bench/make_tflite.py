@@ -10,7 +10,8 @@ calibrated on training images); TFLite Micro (the x86 interpreter of the
     /work/side/tflite-env/bin/python bench/make_tflite.py --fixtures
 
 which writes ``tests/data/digits_vit_int8.tflite``, ``digits_vit_float.tflite`` and
-``digits_vit_tflm.npz`` (inputs, TFLM's int8 outputs and labels on a fixed slice).
+``digits_vit_tflm.npz`` (inputs, labels, PyTorch's logits, TFLM's int8 outputs on a
+fixed slice of the digits test split, and TFLM's non-persistent arena).
 ``bench/tflite_vs_tflm.py`` calls its ``convert`` and ``tflm`` subcommands.
 """
 
@@ -144,6 +145,7 @@ def make_fixtures(out_dir: Path) -> None:
     convert(model, x[:128], f32, i8)
     inputs = xt[:FIXTURE_SLICE]
     outputs = tflm_run(i8, inputs)
+    arenas = parse_allocations(tflm_arenas(i8, inputs[:1])["allocations_report"])
     with torch.no_grad():
         torch_logits = model.eval()(torch.from_numpy(inputs)).numpy()
     np.savez(
@@ -152,6 +154,7 @@ def make_fixtures(out_dir: Path) -> None:
         labels=yt[:FIXTURE_SLICE],
         tflm_int8=outputs,
         torch_logits=torch_logits,
+        tflm_head_bytes=arenas["head_bytes"],
     )
     print(f"wrote {i8} ({i8.stat().st_size} B), {f32}, TFLM outputs on {len(inputs)} images")
 

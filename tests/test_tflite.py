@@ -66,6 +66,9 @@ def test_int8_tflite_runs_on_qemu_and_agrees_with_tflm(tmp_path, reference, caps
     print(f"mean |int8 - float| logits: ours {ours_err:.3f}, TFLM {tflm_err:.3f}")
     assert ours_err <= 1.5 * tflm_err
     assert acc["device_top1"] >= float((tflm.argmax(1) == reference["labels"]).mean()) - 0.05
+    # The same file's activations fit in less than TFLM's non-persistent arena.
+    planned = load_project(project).metadata["memory"]["planned_arena_bytes"]
+    assert planned <= int(reference["tflm_head_bytes"])
 
 
 def test_float_tflite_imports_and_matches_torch(reference):
