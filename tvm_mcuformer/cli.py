@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compile", help="compile a model to a C artifact (.tar)")
-    p.add_argument("model", help="model file: torch.export (.pt2), ONNX (.onnx) or TFLite (.tflite)")
+    p.add_argument("model", help="model file: .pt2 (torch.export), .onnx or .tflite")
     p.add_argument("-o", "--output", required=True, help="artifact path (.tar)")
     p.add_argument("--board", default=DEFAULT_BOARD, choices=sorted(BOARDS))
     p.add_argument("--sram", help="SRAM budget, e.g. 320KiB (default: the board's)")
