@@ -214,10 +214,10 @@ class _FileQuantConverter(_tfl.OperatorConverter):
                     consts.append((self.get_op_code_str(op), self.get_tensor_value(t)))
         x = self.get_tensor_expr(self.get_tensors([x_idx])[0])
         width = int(x.ty.shape[-1])
-        eps = next(float(v.reshape(-1)[0]) for k, v in consts if k == "ADD")
-        affine = [v for k, v in consts if v.size == width]
+        eps = next(float(v.reshape(-1)[0]) for k, v in consts if k == "ADD" and v.size == 1)
+        # γ multiplies, β adds, both one value per channel (ε is the scalar ADD)
         gamma = next((v for k, v in consts if k == "MUL" and v.size == width), np.ones(width))
-        beta = affine[-1] if len(affine) == 2 else np.zeros(width)
+        beta = next((v for k, v in consts if k == "ADD" and v.size == width), np.zeros(width))
         # An ε quantized to 0 (the file's scale 0) stands for PyTorch's default.
         eps = eps if eps > 0 else 1e-5
         return relax.op.nn.layer_norm(
