@@ -119,11 +119,13 @@ def tflite_vs_tflm(d: dict) -> list[str]:
                 f"{o['instructions_per_mac']:.2f}",
                 f"{t['top1']:.3f} / {o['device_top1']:.3f}",
                 f"**{r['top1_agreement']:.3f}**",
+                f"{r['max_output_difference_steps']:.0f} / {r['mean_output_difference_steps']:.1f}",
             ]
         )
     header = ["tokens", "TFLM non-persistent", "TFLM recorded / smallest total", "our arena"]
     header += ["ours / TFLM", "lower bound", "TVM static plan", "naive", "flash"]
     header += ["instr./inf.", "instr./MAC", "top-1 TFLM / ours", "top-1 agreement"]
+    header += ["logit difference max / mean (TFLM steps)"]
     return _table(header, rows)
 
 

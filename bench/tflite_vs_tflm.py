@@ -107,6 +107,21 @@ def _ours(int8: Path, work: Path, x_test, y_test) -> tuple[np.ndarray, dict, dic
     return outputs.reshape(len(outputs), -1), report, artifact.metadata
 
 
+def _output_difference(int8: Path, ours: np.ndarray, our_scale: float, tflm: np.ndarray) -> dict:
+    """Our int8 logits against TFLM's, in steps of the file's output scale (ours are symmetric
+    with their own scale, so both are compared as the real values they stand for)."""
+    import tflite
+
+    sub = tflite.Model.GetRootAsModel(int8.read_bytes(), 0).Subgraphs(0)
+    q = sub.Tensors(int(sub.OutputsAsNumpy()[0])).Quantization()
+    scale, zp = float(q.ScaleAsNumpy()[0]), int(q.ZeroPointAsNumpy()[0])
+    diff = np.abs(ours.astype(np.float64) * our_scale / scale - (tflm.astype(np.float64) - zp))
+    return {
+        "max_output_difference_steps": float(diff.max()),
+        "mean_output_difference_steps": float(diff.mean()),
+    }
+
+
 def run_one(patch: int, x, y, x_test, y_test) -> dict:
     cfg = dataclasses.replace(DEMO_CONFIG, patch_size=patch)
     work = WORK / f"tokens{cfg.num_tokens}"
@@ -139,6 +154,7 @@ def run_one(patch: int, x, y, x_test, y_test) -> dict:
             "instructions_per_mac": lat.get("instructions_per_mac"),
         },
         "top1_agreement": float(agree.mean()),
+        **_output_difference(int8, ours_out, metadata["outputs"][0]["quant"]["scale"], tflm_out),
         "disagreements": int((~agree).sum()),
         "arena_ratio_ours_to_tflm_head": memory["planned_arena_bytes"] / tflm_arena["head_bytes"],
         "n_test": len(y_test),
