@@ -117,7 +117,12 @@ class _Integerizer:
         if isinstance(v, Q):
             return v
         if isinstance(v, Acc):
-            return self.materialize(v, self.scale_of(var_for_scale))
+            out = self.materialize(v, self.scale_of(var_for_scale))
+            if var_for_scale.same_as(expr):
+                # Requantized to its own range: every later consumer (the q, k and v slices
+                # of one qkv accumulator) shares this int8 tensor instead of the int32 one.
+                self.env[_key(expr)] = out
+            return out
         raise ValueError("a constant where an activation was expected")
 
     def materialize(self, acc: Acc, out_scale: float) -> Q:
@@ -164,7 +169,10 @@ class _Integerizer:
     def layout(self, var, call, x) -> Q | Const:
         if isinstance(x, Const):
             return Const(_const_layout(call, x.value))
-        xq = self.q(call.args[0], call.args[0])
+        # A layout op moves values without changing them: an accumulator the file gives no
+        # range for (a TFLite op's matmul before its reshape) takes its output's range.
+        arg = call.args[0]
+        xq = self.q(arg, arg if _key(arg) in self.ranges else var)
         new = relax.Call(call.op, [xq.expr, *call.args[1:]], call.attrs, call.ty_args)
         return Q(self.bb.emit(new), xq.scale)
 
@@ -282,9 +290,9 @@ class _Integerizer:
 
     def rescale(self, name, call, args) -> Q | Acc:
         x, c = args
-        if not isinstance(c, Const) or c.value.size != 1 or float(c.value) <= 0:
+        if not isinstance(c, Const) or c.value.size != 1 or c.value.item() <= 0:
             raise ValueError(f"{name} is supported only by a positive scalar constant")
-        factor = float(c.value) if name == "relax.multiply" else 1.0 / float(c.value)
+        factor = c.value.item() if name == "relax.multiply" else 1.0 / c.value.item()
         if isinstance(x, Q):
             return Q(x.expr, x.scale * factor)
         if isinstance(x, Acc):
