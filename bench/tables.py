@@ -122,11 +122,62 @@ def kernels(d: dict) -> list[str]:
     return _table(header, rows)
 
 
+def any_vit(d: dict) -> list[str]:
+    rows = [
+        [
+            f"`{r['model']}`: {r['idioms']}",
+            _b(r["parameters"]),
+            f"{r['float_top1']:.4f}",
+            f"{r['int8_top1']:.4f}",
+            f"**{r['top1_agreement']:.4f}**",
+            f"{r['logits_cosine']:.4f}",
+            str(r["device_equals_host"]).lower(),
+            _b(r["planned_arena_bytes"]),
+            f"{r['instructions_per_inference'] / 1e6:.2f} M",
+        ]
+        for r in d["rows"]
+    ]
+    header = ["model", "params", "float top-1", "int8 top-1 (device)", "top-1 agreement"]
+    header += ["logits cosine", "device == host", "arena", "instr./inf."]
+    return _table(header, rows)
+
+
+def tflite_vs_tflm(d: dict) -> list[str]:
+    rows = []
+    for r in d["rows"]:
+        t, o = r["tflm"], r["ours"]
+        rows.append(
+            [
+                str(r["tokens"]),
+                _b(t["head_bytes"]),
+                f"{_b(t['total_bytes'])} / {_b(t['min_total_arena_bytes'])}",
+                f"**{_b(o['planned_arena_bytes'])}**",
+                f"{r['arena_ratio_ours_to_tflm_head']:.2f}",
+                _b(o["lower_bound_bytes"]),
+                _b(o["tvm_static_plan_bytes"]),
+                _b(o["naive_bytes"]),
+                _b(o["flash_bytes"]),
+                f"{o['instructions_per_inference'] / 1e6:.1f} M",
+                f"{o['instructions_per_mac']:.2f}",
+                f"{t['top1']:.3f} / {o['device_top1']:.3f}",
+                f"**{r['top1_agreement']:.3f}**",
+                f"{r['max_output_difference_steps']:.0f} / {r['mean_output_difference_steps']:.1f}",
+            ]
+        )
+    header = ["tokens", "TFLM non-persistent", "TFLM recorded / smallest total", "our arena"]
+    header += ["ours / TFLM", "lower bound", "TVM static plan", "naive", "flash"]
+    header += ["instr./inf.", "instr./MAC", "top-1 TFLM / ours", "top-1 agreement"]
+    header += ["logit difference max / mean (TFLM steps)"]
+    return _table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "demo": demo,
     "ablation_int8": ablation_int8,
     "memory_ablation": memory_ablation,
     "search_vs_baselines": search_vs_baselines,
+    "any_vit": any_vit,
+    "tflite_vs_tflm": tflite_vs_tflm,
     "kernels": kernels,
 }
 

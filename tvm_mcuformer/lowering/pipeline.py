@@ -22,6 +22,7 @@ import tvm
 from tvm import relax
 
 from ..quantize import QuantConfig, QuantizeInt8
+from ..quantize.passes import FROM_FILE
 from ..relax_passes import DecomposePatchEmbedding
 from ..schedules import AutoInline
 from ..schedules.dense import ScheduleDense
@@ -79,17 +80,18 @@ def get_pipeline(
     """The ``mcuformer`` pipeline with these options (what ``compile`` runs, ``build_vm=False``).
 
     ``quantize``: ``"none"`` (the module as given: float, or already integer),
-    ``"int8"`` (calibrate on ``calibration``, model inputs stacked on axis 0)
+    ``"int8"`` (calibrate on ``calibration``, model inputs stacked on axis 0;
+    ``None``: the ranges an int8 ``.tflite`` carries)
     or ``"int8-layout"`` (the integer kernels with placeholder scales: exact
     memory without calibration, for the architecture search).
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
-    if quantize == "int8" and calibration is None:
-        raise ValueError("quantize='int8' needs calibration samples")
     passes = []
     if quantize != "none":
         samples = calibration if quantize == "int8" else None
+        if quantize == "int8" and calibration is None:
+            samples = FROM_FILE  # the module must carry its file's ranges
         passes.append(QuantizeInt8(samples, quant_config, progress))
     # The dense schedule calls C micro-kernels (codegen/runtime/mcuformer_simd.h) that a
     # VM build cannot link: the VM runs the plain loops, which compute the same integers.
