@@ -74,11 +74,13 @@ def _key(expr) -> int:
     return expr.__chandle__()
 
 
-def _requantize_axis(acc: te.Tensor, m: te.Tensor, shift: te.Tensor, axis: int) -> te.Tensor:
+def _requantize_axis(
+    acc: te.Tensor, m: te.Tensor, shift: te.Tensor, axis: int, min_shift: int
+) -> te.Tensor:
     """Per-channel requantize along any axis (``ops.requantize`` broadcasts on the last)."""
     return te.compute(
         acc.shape,
-        lambda *i: ops.requantize_expr(acc[i], m[i[axis]], shift[i[axis]]),
+        lambda *i: ops.requantize_expr(acc[i], m[i[axis]], shift[i[axis]], "int8", min_shift),
         name="requantize",
     )
 
@@ -118,7 +120,12 @@ class _Integerizer:
         if isinstance(v, Q):
             return v
         if isinstance(v, Acc):
-            return self.materialize(v, self.scale_of(var_for_scale))
+            out = self.materialize(v, self.scale_of(var_for_scale))
+            if var_for_scale.same_as(expr):
+                # Requantized to its own range: every later consumer (the q, k and v slices
+                # of one qkv accumulator) shares this int8 tensor instead of the int32 one.
+                self.env[_key(expr)] = out
+            return out
         raise ValueError("a constant where an activation was expected")
 
     def materialize(self, acc: Acc, out_scale: float) -> Q:
@@ -127,7 +134,7 @@ class _Integerizer:
             expr = self.bb.emit_te(ops.requantize, acc.expr, int(m[0]), int(shift[0]))
         else:
             mc, sc = relax.const(m.astype(np.int32)), relax.const(shift.astype(np.int32))
-            expr = self.bb.emit_te(_requantize_axis, acc.expr, mc, sc, acc.axis)
+            expr = self.bb.emit_te(_requantize_axis, acc.expr, mc, sc, acc.axis, int(shift.min()))
         return Q(expr, out_scale)
 
     # -- ops ------------------------------------------------------------------
@@ -165,7 +172,10 @@ class _Integerizer:
     def layout(self, var, call, x) -> Q | Const:
         if isinstance(x, Const):
             return Const(_const_layout(call, x.value))
-        xq = self.q(call.args[0], call.args[0])
+        # A layout op moves values without changing them: an accumulator the file gives no
+        # range for (a TFLite op's matmul before its reshape) takes its output's range.
+        arg = call.args[0]
+        xq = self.q(arg, arg if _key(arg) in self.ranges else var)
         new = relax.Call(call.op, [xq.expr, *call.args[1:]], call.attrs, call.ty_args)
         return Q(self.bb.emit(new), xq.scale)
 
@@ -238,7 +248,10 @@ class _Integerizer:
         aq = self.q(call.args[0], call.args[0])
         if isinstance(b, Const):
             wq, ws = _weight_per_channel(b.value, axis=-1)
-            acc = self.bb.emit_te(ops.matmul_int, aq.expr, relax.const(wq))
+            if wq.ndim == 2:  # stored N×K, the order the dense kernel reads it
+                acc = self.bb.emit_te(ops.dense_int, aq.expr, relax.const(wq.T.copy()))
+            else:
+                acc = self.bb.emit_te(ops.matmul_int, aq.expr, relax.const(wq))
             return Acc(acc, aq.scale * ws, axis=-1)
         bq = self.q(call.args[1], call.args[1])
         acc = self.bb.emit_te(ops.matmul_int, aq.expr, bq.expr)
@@ -285,9 +298,9 @@ class _Integerizer:
 
     def rescale(self, name, call, args) -> Q | Acc:
         x, c = args
-        if not isinstance(c, Const) or c.value.size != 1 or float(c.value) <= 0:
+        if not isinstance(c, Const) or c.value.size != 1 or c.value.item() <= 0:
             raise ValueError(f"{name} is supported only by a positive scalar constant")
-        factor = float(c.value) if name == "relax.multiply" else 1.0 / float(c.value)
+        factor = c.value.item() if name == "relax.multiply" else 1.0 / c.value.item()
         if isinstance(x, Q):
             return Q(x.expr, x.scale * factor)
         if isinstance(x, Acc):
