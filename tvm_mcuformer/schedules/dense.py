@@ -43,11 +43,12 @@ SCHEDULED_ATTR = "mcuformer.dense_scheduled"  # AutoInline leaves such kernels a
 MICRO_KERNEL_ATTR = "mcuformer.micro_kernel"
 K_STEP = 4
 TILES = (4, 2, 1)
+ROWS = 2  # activation rows per register tile
 
 
-def micro_kernel_name(cols: int) -> str:
-    """The C micro-kernel of one 1×cols×4 step (defined in ``mcuformer_simd.h``)."""
-    return f"mcuformer_dot_1x{cols}_4"
+def micro_kernel_name(cols: int, rows: int = 1) -> str:
+    """The C micro-kernel of one rows×cols×4 step (defined in ``mcuformer_simd.h``)."""
+    return f"mcuformer_dot_{rows}x{cols}_4"
 
 
 def _dense_block(sch: s_tir.Schedule):
@@ -79,40 +80,67 @@ def schedule_dense(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     if k % K_STEP or not spatial:
         return None
     cols = next(c for c in TILES if n % c == 0)
+    m_loop = spatial[-1]
+    m = int(sch.get(m_loop).extent)
     try:
-        n0, n1 = sch.split(n_loop, [None, cols])
-        k0, k1 = sch.split(k_loop, [None, K_STEP])
-        sch.reorder(n0, k0, n1, k1)
-        tile_loops = []
-        for ep in remaining:
-            if not sch.get(ep.block_rv).same_as(sch.get(dense)):
-                sch.reverse_compute_at(ep.block_rv, n0)
-                tile_loops.append(sch.get_loops(ep.block_rv)[-1])
-        _local_accumulators(sch, dense, n0)
-        init = sch.decompose_reduction(dense, k0)
-        tile_loops.append(sch.get_loops(init)[-1])
-        for loop in tile_loops:  # constant accumulator indices: kept in registers by the C compiler
-            sch.unroll(loop)
-        step = sch.blockize(n1)
-        sch.annotate(step, MICRO_KERNEL_ATTR, micro_kernel_name(cols))
+        epilogues = [ep.block_rv for ep in remaining if not sch.get(ep.block_rv).same_as(sch.get(dense))]
+        step = _tile(sch, dense, epilogues, ROWS if m >= ROWS else 1, cols)
     except s_tir.ScheduleError:  # a kernel shape the schedule does not cover
         return None
-    return _call_micro_kernels(sch.mod["main"], sch.get(step), k).with_attr(SCHEDULED_ATTR, True)
+    func = _call_micro_kernels(sch.mod["main"], sch.get(step), k, m)
+    return func.with_attr(SCHEDULED_ATTR, True)
 
 
-def _address(region) -> str:
-    index = ", ".join(str(r.min) for r in region.region)
-    return f"T.address_of({region.source.name}[{index}])"
+def _tile(sch: s_tir.Schedule, dense, epilogues: list, rows: int, cols: int):
+    """Tile one dense block (and its epilogue blocks) rows×cols×K_STEP; the annotated step block."""
+    *_, m_loop, n_loop, k_loop = sch.get_loops(dense)
+    # an odd last row pair reads row M: its accumulators are a scratch row, its activation
+    # pointer is clamped to row M - 1 (see _call), the epilogue keeps its row predicate
+    m0, m1 = sch.split(m_loop, [None, rows], disable_predication=True)
+    n0, n1 = sch.split(n_loop, [None, cols])
+    k0, k1 = sch.split(k_loop, [None, K_STEP])
+    sch.reorder(m0, n0, k0, m1, n1, k1)
+    tile_loops = []
+    for ep in epilogues:
+        sch.reverse_compute_at(ep, n0)
+        tile_loops += sch.get_loops(ep)[-2:]
+    _local_accumulators(sch, dense, n0)
+    init = sch.decompose_reduction(dense, k0)
+    tile_loops += sch.get_loops(init)[-2:]
+    for loop in tile_loops:  # constant accumulator indices: kept in registers by the C compiler
+        sch.unroll(loop)
+    step = sch.blockize(m1)
+    sch.annotate(step, MICRO_KERNEL_ATTR, micro_kernel_name(cols, rows))
+    return step
 
 
-def _call_micro_kernels(func: tirx.PrimFunc, step, k: int) -> tirx.PrimFunc:
-    """Replace the annotated step block's loops by its micro-kernel call (TVMScript edit)."""
+def _address(region, row: int = 0, last_row: int | None = None) -> str:
+    """``T.address_of`` the region's first element, ``row`` rows (second-last axis) further,
+    the row clamped to ``last_row`` when given."""
+    index = [str(r.min) for r in region.region]
+    if row:
+        index[-2] = f"{index[-2]} + {row}"
+        if last_row is not None:
+            bound = f"T.int64({last_row})" if "T.int64" in index[-2] else str(last_row)
+            index[-2] = f"T.min({index[-2]}, {bound})"
+    return f"T.address_of({region.source.name}[{', '.join(index)}])"
+
+
+def _call(step, k: int, m: int) -> str:
+    """The micro-kernel call replacing the annotated step block (``m`` activation rows)."""
     acc, a, w = step.reads
     name = str(step.annotations[MICRO_KERNEL_ATTR])
-    call = (
-        f'T.evaluate(T.call_extern("void", "{name}", {_address(acc)}, {_address(a)}, '
-        f"{_address(w)}, {k}, 1))"
-    )
+    if name.startswith(micro_kernel_name(1, ROWS)[: -len("1_4")]):  # a 2-row tile
+        a1 = _address(a, 1, last_row=m - 1)  # an odd M's last pair: row M - 1 twice
+        pointers = f"{_address(acc)}, {_address(acc, 1)}, {_address(a)}, {a1}"
+    else:
+        pointers = f"{_address(acc)}, {_address(a)}"
+    return f'T.evaluate(T.call_extern("void", "{name}", {pointers}, {_address(w)}, {k}, 1))'
+
+
+def _call_micro_kernels(func: tirx.PrimFunc, step, k: int, m: int) -> tirx.PrimFunc:
+    """Replace the annotated step block's loops by its micro-kernel call (TVMScript edit)."""
+    call = _call(step, k, m)
     marker = re.compile(rf'^(\s*)T\.sblock_attr\(\{{"{re.escape(MICRO_KERNEL_ATTR)}": ')
     out: list[str] = []
     indent: str | None = None

@@ -1,7 +1,7 @@
 /* Dual-MAC int8 micro-kernels for the scheduled matmul kernels.
  *
  * The TIR schedules (tvm_mcuformer/schedules/dense.py) tensorize the inner
- * 1 x C x 4 block of an int8 matmul into calls of mcuformer_dot_1xC_4: C int32
+ * R x C x 4 block of an int8 matmul into calls of mcuformer_dot_RxC_4 (R = 1 or 2): int32
  * accumulators each gain the dot product of four consecutive int8 activations
  * with four consecutive int8 weights of one output channel (weights stored
  * N x K, so both are one 32-bit load).
@@ -95,7 +95,49 @@ MCUFORMER_DOT_COL(1)
 MCUFORMER_DOT_COL(2)
 MCUFORMER_DOT_COL(3)
 }
+
+/* mcuformer_dot_2xC_4(acc0, acc1, a0, a1, w, w_stride, acc_stride), C in {1, 2, 4}: the 2 x C
+ * tile of two activation rows a0, a1 with their accumulators acc0, acc1:
+ * accr[j * acc_stride] += sum_{k<4} ar[k] * w[j * w_stride + k] for r < 2, j < C.
+ * Each weight word is loaded and split once for both rows. */
+static inline void mcuformer_dot2(int32_t* s0, int32_t* s1, int32_t a02, int32_t a13, int32_t b02,
+                                  int32_t b13, const int8_t* w) {
+  int32_t wv = mcuformer_load4(w);
+  int32_t w02 = mcuformer_sxtb16(wv);
+  int32_t w13 = mcuformer_sxtb16_ror8(wv);
+  *s0 = mcuformer_smlad(a13, w13, mcuformer_smlad(a02, w02, *s0));
+  *s1 = mcuformer_smlad(b13, w13, mcuformer_smlad(b02, w02, *s1));
+}
+#define MCUFORMER_DOT2_HEAD(C)                                                                \
+  static inline void mcuformer_dot_2x##C##_4(int32_t* acc0, int32_t* acc1, int8_t* a0,     \
+                                              int8_t* a1, int8_t* w, int32_t w_stride,          \
+                                              int32_t acc_stride) {                             \
+    int32_t av = mcuformer_load4(a0);                                                         \
+    int32_t bv = mcuformer_load4(a1);                                                         \
+    int32_t a02 = mcuformer_sxtb16(av);                                                       \
+    int32_t a13 = mcuformer_sxtb16_ror8(av);                                                  \
+    int32_t b02 = mcuformer_sxtb16(bv);                                                       \
+    int32_t b13 = mcuformer_sxtb16_ror8(bv);
+#define MCUFORMER_DOT2_COL(J)                                                              \
+  mcuformer_dot2(&acc0[(J) * acc_stride], &acc1[(J) * acc_stride], a02, a13, b02, b13,       \
+                 w + (J) * w_stride);
+
+MCUFORMER_DOT2_HEAD(1)
+MCUFORMER_DOT2_COL(0)
+}
+MCUFORMER_DOT2_HEAD(2)
+MCUFORMER_DOT2_COL(0)
+MCUFORMER_DOT2_COL(1)
+}
+MCUFORMER_DOT2_HEAD(4)
+MCUFORMER_DOT2_COL(0)
+MCUFORMER_DOT2_COL(1)
+MCUFORMER_DOT2_COL(2)
+MCUFORMER_DOT2_COL(3)
+}
 #undef MCUFORMER_DOT_HEAD
 #undef MCUFORMER_DOT_COL
+#undef MCUFORMER_DOT2_HEAD
+#undef MCUFORMER_DOT2_COL
 
 #endif /* MCUFORMER_SIMD_H_ */
