@@ -4,7 +4,7 @@
   equal the instructions' ACLE semantics on random words;
 * dense + bias + requantization through the pipeline (tiled schedule, micro-kernel
   calls, accumulators on the stack) built as plain C on the host equals the numpy
-  twins bit for bit, for every tile width (2 rows × 4, 2 or 1 columns, odd and even M),
+  twins bit for bit, for every tile width (2 rows × 2 or 1 columns, odd and even M) and K step,
   with both requantization paths;
 * the high-word requantization equals the twin on int32 extremes;
 * on QEMU (Cortex-M7, the ACLE path) a scheduled linear equals the host build bit
@@ -106,11 +106,11 @@ def test_high_word_requantization_equals_twin(shift_floor):
     np.testing.assert_array_equal(got, requantize_ref(acc, m, shift, "int8"))
 
 
-@pytest.mark.parametrize("n", [12, 6, 5])  # tiles of 4, 2 and 1 output channels
+# tiles of 2, 4 and 1 output channels; K steps of 16, 8 and 4
+@pytest.mark.parametrize(("n", "k"), [(6, 64), (12, 56), (5, 60)])
 @pytest.mark.parametrize("reals", [(1e-5, 0.1), (1e-3, 2.0)], ids=["hi-word", "int64"])
-def test_scheduled_dense_c_equals_numpy(n, reals, tmp_path):
+def test_scheduled_dense_c_equals_numpy(n, k, reals, tmp_path):
     rng = np.random.default_rng(n)
-    k = 64
     x = int8_rows(k, seed=n)  # every extreme row, then random ones
     x = x[: len(x) - len(x) % 2 + n % 2]  # 2-row tiles; n odd: an odd M (a clamped last pair)
     w = rng.integers(-128, 128, (n, k)).astype(np.int8)
@@ -136,8 +136,9 @@ def test_scheduled_dense_c_equals_numpy(n, reals, tmp_path):
     (kernel,) = kernels.values()
     assert kernel.workspaces == ()  # the accumulator tile is a C local
     source = emit_c(kernels)
-    cols = 4 if n % 4 == 0 else 2 if n % 2 == 0 else 1
-    assert f"{micro_kernel_name(cols, rows=2)}(" in source
+    cols = 2 if n % 2 == 0 else 1
+    k_step = 16 if k % 16 == 0 else 8 if k % 8 == 0 else 4
+    assert f"{micro_kernel_name(cols, rows=2, k_step=k_step)}(" in source
     lib = load_c_kernels(source, tmp_path, "dense")
     out = np.zeros((len(x), n), np.int8)
     arrays = [np.ascontiguousarray(a) for a in inputs] + [out]

@@ -1,17 +1,24 @@
-"""Schedule for the int8 dense kernel: 1×C register tiles, K by 4, dual-MAC micro-kernels.
+"""Schedule for the int8 dense kernel: 2×C register tiles, K by 16/8/4, dual-MAC micro-kernels.
 
 A fused kernel holding an ``ops.dense_int`` block (``acc[..., m, n] = Σ_k
 a[..., m, k] · w[n, k]``, weight N×K in flash) and its epilogue (bias add,
 requantization) is scheduled as
 
-* per row ``m``, output channels in tiles of ``C`` (4, 2 or 1: the largest that
-  divides N) with ``C`` int32 accumulators in a ``local`` buffer: a C local array
-  the compiler keeps in registers (``lowering.kernels`` keeps such small
-  allocations on the stack instead of lifting them to the arena);
-* K in steps of 4, each step one call of the micro-kernel
-  ``mcuformer_dot_1xC_4(acc, a, w, w_stride, acc_stride)``, the ``static
-  inline`` function of ``codegen/runtime/mcuformer_simd.h`` (SXTB16/SMLAD on
-  Cortex-M4/M7, portable C with the same semantics elsewhere);
+* rows ``m`` in pairs (like CMSIS-NN's 2×2 ``arm_nn_mat_mult_nt_t_s8``), output
+  channels in tiles of ``C`` (2 or 1: the largest that divides N) with 2·C int32
+  accumulators in a ``local`` buffer: a C local array the compiler keeps in
+  registers (``lowering.kernels`` keeps such small allocations on the stack
+  instead of lifting them to the arena); each weight word is loaded once per two
+  rows, each activation word once per C columns. An odd M's last pair computes
+  row M - 1 twice: its second accumulator row is scratch (never stored: the
+  epilogue keeps its row predicate) and its activation pointer is clamped to row
+  M - 1, so nothing outside the tensors is read or written. A kernel with M = 1
+  uses 1×C tiles;
+* K in steps of 16, 8 or 4 (the largest that divides K), each step one call of
+  the micro-kernel ``mcuformer_dot_2xC_S(acc0, acc1, a0, a1, w, w_stride,
+  acc_stride)`` (``mcuformer_dot_1xC_S(acc, a, w, w_stride, acc_stride)`` for one
+  row), a ``static inline`` function of ``codegen/runtime/mcuformer_simd.h``
+  (SXTB16/SMLAD on Cortex-M4/M7, portable C with the same semantics elsewhere);
 * the epilogue (bias, requantization) once per output after its tile's K loop,
   never in the inner loop; the tile's init and epilogue loops are unrolled so
   every accumulator index is a constant and the C compiler keeps the
@@ -41,14 +48,14 @@ from tvm.s_tir.dlight.base.common_schedules import try_inline
 DENSE_BLOCK = "dense_int"  # the te.compute name of ops.dense_int
 SCHEDULED_ATTR = "mcuformer.dense_scheduled"  # AutoInline leaves such kernels alone
 MICRO_KERNEL_ATTR = "mcuformer.micro_kernel"
-K_STEP = 4
-TILES = (4, 2, 1)
+K_STEPS = (16, 8, 4)  # reduction elements per micro-kernel call: the largest that divides K
+TILES = (2, 1)  # output channels per register tile: the largest that divides N
 ROWS = 2  # activation rows per register tile
 
 
-def micro_kernel_name(cols: int, rows: int = 1) -> str:
-    """The C micro-kernel of one rows×cols×4 step (defined in ``mcuformer_simd.h``)."""
-    return f"mcuformer_dot_{rows}x{cols}_4"
+def micro_kernel_name(cols: int, rows: int = 1, k_step: int = 4) -> str:
+    """The C micro-kernel of one rows×cols×k_step step (defined in ``mcuformer_simd.h``)."""
+    return f"mcuformer_dot_{rows}x{cols}_{k_step}"
 
 
 def _dense_block(sch: s_tir.Schedule):
@@ -77,28 +84,31 @@ def schedule_dense(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     dense = _dense_block(sch)
     *spatial, n_loop, k_loop = sch.get_loops(dense)
     n, k = (int(sch.get(lp).extent) for lp in (n_loop, k_loop))
-    if k % K_STEP or not spatial:
+    k_step = next((s for s in K_STEPS if k % s == 0), None)
+    if k_step is None or not spatial:
         return None
     cols = next(c for c in TILES if n % c == 0)
     m_loop = spatial[-1]
     m = int(sch.get(m_loop).extent)
     try:
-        epilogues = [ep.block_rv for ep in remaining if not sch.get(ep.block_rv).same_as(sch.get(dense))]
-        step = _tile(sch, dense, epilogues, ROWS if m >= ROWS else 1, cols)
+        epilogues = [
+            ep.block_rv for ep in remaining if not sch.get(ep.block_rv).same_as(sch.get(dense))
+        ]
+        step = _tile(sch, dense, epilogues, ROWS if m >= ROWS else 1, cols, k_step)
     except s_tir.ScheduleError:  # a kernel shape the schedule does not cover
         return None
     func = _call_micro_kernels(sch.mod["main"], sch.get(step), k, m)
     return func.with_attr(SCHEDULED_ATTR, True)
 
 
-def _tile(sch: s_tir.Schedule, dense, epilogues: list, rows: int, cols: int):
-    """Tile one dense block (and its epilogue blocks) rows×cols×K_STEP; the annotated step block."""
+def _tile(sch: s_tir.Schedule, dense, epilogues: list, rows: int, cols: int, k_step: int):
+    """Tile the dense block (and its epilogue blocks) rows×cols×k_step; the annotated step block."""
     *_, m_loop, n_loop, k_loop = sch.get_loops(dense)
     # an odd last row pair reads row M: its accumulators are a scratch row, its activation
     # pointer is clamped to row M - 1 (see _call), the epilogue keeps its row predicate
     m0, m1 = sch.split(m_loop, [None, rows], disable_predication=True)
     n0, n1 = sch.split(n_loop, [None, cols])
-    k0, k1 = sch.split(k_loop, [None, K_STEP])
+    k0, k1 = sch.split(k_loop, [None, k_step])
     sch.reorder(m0, n0, k0, m1, n1, k1)
     tile_loops = []
     for ep in epilogues:
@@ -110,7 +120,7 @@ def _tile(sch: s_tir.Schedule, dense, epilogues: list, rows: int, cols: int):
     for loop in tile_loops:  # constant accumulator indices: kept in registers by the C compiler
         sch.unroll(loop)
     step = sch.blockize(m1)
-    sch.annotate(step, MICRO_KERNEL_ATTR, micro_kernel_name(cols, rows))
+    sch.annotate(step, MICRO_KERNEL_ATTR, micro_kernel_name(cols, rows, k_step))
     return step
 
 
@@ -130,7 +140,7 @@ def _call(step, k: int, m: int) -> str:
     """The micro-kernel call replacing the annotated step block (``m`` activation rows)."""
     acc, a, w = step.reads
     name = str(step.annotations[MICRO_KERNEL_ATTR])
-    if name.startswith(micro_kernel_name(1, ROWS)[: -len("1_4")]):  # a 2-row tile
+    if name.startswith(f"mcuformer_dot_{ROWS}x"):  # a 2-row tile
         a1 = _address(a, 1, last_row=m - 1)  # an odd M's last pair: row M - 1 twice
         pointers = f"{_address(acc)}, {_address(acc, 1)}, {_address(a)}, {a1}"
     else:

@@ -70,7 +70,7 @@ static inline int32_t mcuformer_dot4(int32_t s, int32_t a02, int32_t a13, const 
   return mcuformer_smlad(a13, mcuformer_sxtb16_ror8(wv), s);
 }
 
-/* mcuformer_dot_1xC_4(acc, a, w, w_stride, acc_stride), C in {1, 2, 4} (pointers not const:
+/* mcuformer_dot_1xC_4(acc, a, w, w_stride, acc_stride), C in {1, 2} (pointers not const:
  * the signature TVM declares for the call_extern):
  * acc[j * acc_stride] += sum_{k<4} a[k] * w[j * w_stride + k] for j < C. */
 #define MCUFORMER_DOT_HEAD(C)                                                                \
@@ -89,14 +89,8 @@ MCUFORMER_DOT_HEAD(2)
 MCUFORMER_DOT_COL(0)
 MCUFORMER_DOT_COL(1)
 }
-MCUFORMER_DOT_HEAD(4)
-MCUFORMER_DOT_COL(0)
-MCUFORMER_DOT_COL(1)
-MCUFORMER_DOT_COL(2)
-MCUFORMER_DOT_COL(3)
-}
 
-/* mcuformer_dot_2xC_4(acc0, acc1, a0, a1, w, w_stride, acc_stride), C in {1, 2, 4}: the 2 x C
+/* mcuformer_dot_2xC_4(acc0, acc1, a0, a1, w, w_stride, acc_stride), C in {1, 2}: the 2 x C
  * tile of two activation rows a0, a1 with their accumulators acc0, acc1:
  * accr[j * acc_stride] += sum_{k<4} ar[k] * w[j * w_stride + k] for r < 2, j < C.
  * Each weight word is loaded and split once for both rows. */
@@ -129,12 +123,26 @@ MCUFORMER_DOT2_HEAD(2)
 MCUFORMER_DOT2_COL(0)
 MCUFORMER_DOT2_COL(1)
 }
-MCUFORMER_DOT2_HEAD(4)
-MCUFORMER_DOT2_COL(0)
-MCUFORMER_DOT2_COL(1)
-MCUFORMER_DOT2_COL(2)
-MCUFORMER_DOT2_COL(3)
-}
+
+/* The _8 and _16 variants: two steps of half the K each (less loop overhead). */
+#define MCUFORMER_DOT_2STEP(C, K, H)                                                         \
+  static inline void mcuformer_dot_1x##C##_##K(int32_t* acc, int8_t* a, int8_t* w,           \
+                                                int32_t w_stride, int32_t acc_stride) {      \
+    mcuformer_dot_1x##C##_##H(acc, a, w, w_stride, acc_stride);                              \
+    mcuformer_dot_1x##C##_##H(acc, a + (H), w + (H), w_stride, acc_stride);                  \
+  }                                                                                          \
+  static inline void mcuformer_dot_2x##C##_##K(int32_t* acc0, int32_t* acc1, int8_t* a0,     \
+                                                int8_t* a1, int8_t* w, int32_t w_stride,     \
+                                                int32_t acc_stride) {                        \
+    mcuformer_dot_2x##C##_##H(acc0, acc1, a0, a1, w, w_stride, acc_stride);                  \
+    mcuformer_dot_2x##C##_##H(acc0, acc1, a0 + (H), a1 + (H), w + (H), w_stride, acc_stride); \
+  }
+MCUFORMER_DOT_2STEP(1, 8, 4)
+MCUFORMER_DOT_2STEP(2, 8, 4)
+MCUFORMER_DOT_2STEP(1, 16, 8)
+MCUFORMER_DOT_2STEP(2, 16, 8)
+
+#undef MCUFORMER_DOT_2STEP
 #undef MCUFORMER_DOT_HEAD
 #undef MCUFORMER_DOT_COL
 #undef MCUFORMER_DOT2_HEAD
