@@ -27,7 +27,7 @@ from .codegen.tir_to_c import emit_c
 from .frontend import ImportedModel, import_model
 from .lowering import KernelProgram, TensorKind, get_pipeline, lower
 from .lowering.macs import count_macs
-from .lowering.pipeline import DEFAULT_PATCH_FIELD, QUANTIZE_MODES
+from .lowering.pipeline import ATTENTION_MODES, DEFAULT_PATCH_FIELD, QUANTIZE_MODES
 from .planner import ALGORITHMS, ArenaPlan, plan_arena
 from .planner.baselines import paper_m_bytes, tvm_static_plan_bytes
 from .planner.timeline import plot_memory_timeline
@@ -56,6 +56,7 @@ class CompileOptions:
     token_overwrite: bool = True
     decompose_patch: bool = True
     patch_field: int = DEFAULT_PATCH_FIELD
+    attention: str = "rowwise"  # one of lowering.pipeline.ATTENTION_MODES
     quantize: str = "int8"  # one of lowering.pipeline.QUANTIZE_MODES
     calibration: np.ndarray | None = None  # int8: model inputs stacked on axis 0
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -67,6 +68,8 @@ class CompileOptions:
             raise ValueError(
                 f"unknown planner {self.planner!r}; choose one of {', '.join(ALGORITHMS)}"
             )
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f"--attention must be one of {', '.join(ATTENTION_MODES)}")
         if self.quantize not in QUANTIZE_MODES:
             raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}")
         if self.quantize == "int8" and self.calibration is None:
@@ -86,6 +89,7 @@ class CompileOptions:
             patch_field=self.patch_field,
             build_vm=False,
             progress=progress,
+            attention=self.attention,
         )
 
     def resolve(self) -> tuple[Board, int, int]:

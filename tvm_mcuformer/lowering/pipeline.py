@@ -17,6 +17,8 @@ bindings :func:`tvm_mcuformer.lowering.lower` reads.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import tvm
 from tvm import relax
@@ -24,23 +26,30 @@ from tvm import relax
 from ..quantize import QuantConfig, QuantizeInt8
 from ..relax_passes import DecomposePatchEmbedding
 from ..schedules import AutoInline
+from ..schedules.attention import RowwiseAttention
 from ..schedules.token_overwrite import TokenOverwrite
 from .kernels import register_tir_pipeline
 
 PIPELINE_NAME = "mcuformer"
 QUANTIZE_MODES = ("none", "int8", "int8-layout")
+# Attention: fused and one query row at a time; fused with every head's scores; head copies.
+ATTENTION_MODES = ("rowwise", "all_heads", "unfused")
 DEFAULT_PATCH_FIELD = 4
 
 
 def lowering_passes(
-    token_overwrite: bool = True, decompose_patch: bool = True, field: int = DEFAULT_PATCH_FIELD
+    token_overwrite: bool = True,
+    decompose_patch: bool = True,
+    field: int = DEFAULT_PATCH_FIELD,
+    attention: str = "rowwise",
 ) -> list[tvm.transform.Pass]:
     """The passes after quantization: legalize, fuse, schedule, keep reshapes as views.
 
     ``token_overwrite`` schedules row-wise kernels with a one-row scratch so that
     the planner may write their outputs over their inputs. ``decompose_patch``
     first rewrites the int8 patch-embedding conv into ``field``×``field``
-    sub-convolutions (:class:`DecomposePatchEmbedding`).
+    sub-convolutions (:class:`DecomposePatchEmbedding`). ``attention="rowwise"``
+    computes fused attention one query row at a time (:class:`RowwiseAttention`).
     """
     return [
         *([DecomposePatchEmbedding(field)] if decompose_patch else []),
@@ -52,6 +61,7 @@ def lowering_passes(
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
         AutoInline,
+        *([RowwiseAttention] if attention == "rowwise" else []),
         *([TokenOverwrite] if token_overwrite else []),
         relax.transform.RewriteDataflowReshape(),
         relax.transform.DeadCodeElimination(),
@@ -67,6 +77,7 @@ def get_pipeline(
     patch_field: int = DEFAULT_PATCH_FIELD,
     build_vm: bool = True,
     progress: bool = False,
+    attention: str = "rowwise",
 ) -> tvm.transform.Pass:
     """The ``mcuformer`` pipeline with these options (what ``compile`` runs, ``build_vm=False``).
 
@@ -74,16 +85,23 @@ def get_pipeline(
     ``"int8"`` (calibrate on ``calibration``, model inputs stacked on axis 0)
     or ``"int8-layout"`` (the integer kernels with placeholder scales: exact
     memory without calibration, for the architecture search).
+    ``attention`` (one of :data:`ATTENTION_MODES`): ``"rowwise"`` fuses attention
+    whose q, k, v are views of one qkv output into one kernel reading them in
+    place, computed per query row; ``"all_heads"`` the same kernel keeping all
+    heads' scores; ``"unfused"`` materialises the head split and merge.
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
+    if attention not in ATTENTION_MODES:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, not {attention!r}")
     if quantize == "int8" and calibration is None:
         raise ValueError("quantize='int8' needs calibration samples")
     passes = []
     if quantize != "none":
         samples = calibration if quantize == "int8" else None
-        passes.append(QuantizeInt8(samples, quant_config, progress))
-    passes += lowering_passes(token_overwrite, decompose_patch, patch_field)
+        config = replace(quant_config or QuantConfig(), fuse_attention=attention != "unfused")
+        passes.append(QuantizeInt8(samples, config, progress))
+    passes += lowering_passes(token_overwrite, decompose_patch, patch_field, attention)
     if build_vm:
         passes.append(relax.pipeline.default_build_pipeline())
     return tvm.transform.Sequential(passes, name=PIPELINE_NAME)

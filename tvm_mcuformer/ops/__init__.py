@@ -9,6 +9,7 @@ are the float references of the ablation (their twins agree within 1 unit).
 Per-channel arrays are ``te.Tensor`` inputs; scalars are Python numbers.
 """
 
+from .attention import AttentionGeometry, attention_int, attention_int_ref
 from .fixed_point import (
     quantize_multiplier,
     quantize_multipliers,
@@ -47,6 +48,9 @@ from .softmax import (
 
 __all__ = [
     "SOFTMAX_OUT_SCALE",
+    "AttentionGeometry",
+    "attention_int",
+    "attention_int_ref",
     "add_int",
     "add_int_ref",
     "bias_add_int",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import tvm
+from tvm import relax
 
 from ..relax_passes.recognize import recognize_all
 from .calibrate import calibrate
@@ -49,6 +50,7 @@ def QuantizeInt8(  # noqa: N802 - named like TVM's pass constructors
         else:
             ranges = calibrate(recognized, calibration, config.calibration, progress=progress)
         out, in_scales, out_scales = integerize(recognized, ranges, config)
+        out = relax.transform.DeadCodeElimination()(out)  # views the fused attention bypassed
         main = out["main"].with_attr(INPUT_SCALES_ATTR, [float(s) for s in in_scales])
         out["main"] = main.with_attr(OUTPUT_SCALES_ATTR, [float(s) for s in out_scales])
         return out
