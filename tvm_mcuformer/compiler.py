@@ -57,6 +57,7 @@ class CompileOptions:
     decompose_patch: bool = True
     patch_field: int = DEFAULT_PATCH_FIELD
     attention: str = "rowwise"  # one of lowering.pipeline.ATTENTION_MODES
+    io_in_arena: bool = True  # the model input and output are arena tensors
     quantize: str = "int8"  # one of lowering.pipeline.QUANTIZE_MODES
     calibration: np.ndarray | None = None  # int8: model inputs stacked on axis 0
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -117,8 +118,8 @@ def _memory_report(
     M, which counts a layer's weights as SRAM); see :mod:`.planner.baselines`.
     """
     board, sram, flash = opts.resolve()
-    (inp,), (out,) = program.inputs, program.outputs
-    io_bytes = inp.nbytes + out.nbytes + FRAME_OVERHEAD
+    outside = [t for t in (*program.inputs, *program.outputs) if t.root not in plan.offsets]
+    io_bytes = sum(t.nbytes for t in outside) + FRAME_OVERHEAD
     required_sram = plan.arena_bytes + io_bytes + opts.stack_reserve_bytes
     return {
         "planned_arena_bytes": plan.arena_bytes,
@@ -132,6 +133,7 @@ def _memory_report(
         "tensors": _tensors_report(plan),
         "patch_decomposition_field": opts.patch_field if opts.decompose_patch else None,
         "weight_bytes": program.weight_bytes,
+        "io_in_arena": opts.io_in_arena,
         "io_bytes": io_bytes,
         "stack_reserve_bytes": opts.stack_reserve_bytes,
         "required_sram_bytes": required_sram,
@@ -250,7 +252,11 @@ def plan_model(
     with tvm.transform.PassContext(instruments=[keep]):
         lowered, program = lower(model, opts.pipeline(progress))
     plan = plan_arena(
-        program, opts.planner, alignment=board.arena_alignment, token_overwrite=opts.token_overwrite
+        program,
+        opts.planner,
+        alignment=board.arena_alignment,
+        token_overwrite=opts.token_overwrite,
+        io_in_arena=opts.io_in_arena,
     )
     memory = _memory_report(lowered, program, plan, opts)
     return PlannedModel(lowered, program, plan, memory, keep.mod)

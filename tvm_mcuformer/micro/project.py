@@ -126,15 +126,19 @@ def _tensor_specs(entries: object, key: str, where: str) -> tuple[TensorSpec, ..
 
 
 def parse_model_header(text: str, where: str) -> dict[str, int]:
-    """Read the MCUFORMER_*_BYTES sizes from mcuformer_model.h; check it declares mcuformer_run."""
+    """Read the MCUFORMER_*_BYTES sizes from mcuformer_model.h; check it declares the C API."""
     sizes = {}
     for name in _SIZE_DEFINES:
         m = re.search(_DEFINE_RE.format(name), text, re.MULTILINE)
         if not m:
             raise MicroError(f"{where}: no '#define {name} <bytes>' found")
         sizes[name] = int(m.group(1))
-    if not re.search(r"\bmcuformer_run\s*\(", text):
-        raise MicroError(f"{where}: does not declare mcuformer_run(const void*, void*)")
+    for function in ("mcuformer_input", "mcuformer_output", "mcuformer_invoke"):
+        if not re.search(rf"\b{function}\s*\(", text):
+            raise MicroError(
+                f"{where}: does not declare {function}() (the model's C API: "
+                "mcuformer_input(), mcuformer_output(), mcuformer_invoke()); recompile the model"
+            )
     return sizes
 
 
