@@ -1,5 +1,6 @@
-"""Models small enough for microcontrollers: :class:`TinyViT` and its configs."""
+"""Models small enough for microcontrollers: :class:`TinyViT` and its configs; :class:`PlainViT`."""
 
+from tvm_mcuformer.models.plain_vit import PlainViT
 from tvm_mcuformer.models.vit import (
     DEMO_CONFIG,
     GELU_KINDS,
@@ -13,6 +14,7 @@ from tvm_mcuformer.models.vit import (
 __all__ = [
     "DEMO_CONFIG",
     "GELU_KINDS",
+    "PlainViT",
     "QuickGELU",
     "TinyViT",
     "ViTConfig",

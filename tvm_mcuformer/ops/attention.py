@@ -12,12 +12,13 @@ the head merge are never materialised. Per query row ``i`` and head ``h``:
     p_j  = softmax_int(s8, score_scale)_j                (int8 at 1/128)
     o_c  = requantize(Σ_j p_j · v[j,h,c], out_m, out_shift)
 
-written straight into the merged ``[T, heads·head_dim]`` layout. This is the
+written straight into the merged layout ``[T, heads, head_dim]`` (the bytes of
+``[T, heads·head_dim]``). This is the
 unfused integer path (``matmul_int`` → requantize → ``softmax_int`` →
 ``matmul_int`` → requantize) computed without its copies: bit-identical to it.
 Score stages are indexed ``[i, h, j]`` so that a schedule computing them per
-query row (``schedules.attention``) keeps ``heads·T`` bytes of scores, not
-``heads·T²``.
+query row and head (``schedules.attention``) keeps one row of ``T`` scores,
+not ``heads·T²``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def attention_int(
     out_m: int,
     out_shift: int,
 ) -> te.Tensor:
-    """Fused int8 attention of flat int8 ``qkv``; int8 ``[tokens, heads·head_dim]`` out."""
+    """Fused int8 attention of flat int8 ``qkv``; int8 ``[tokens, heads, head_dim]`` out."""
     T, H, dh = g.tokens, g.heads, g.head_dim
     c = te.reduce_axis((0, dh), name="c")
     scores = te.compute(
@@ -86,17 +87,16 @@ def attention_int(
     probs = softmax_int(scores8, score_scale)
     j = te.reduce_axis((0, T), name="j")
     acc = te.compute(
-        (T, H * dh),
-        lambda i, d: te.sum(
-            probs[i, d // dh, j].astype("int32")
-            * qkv[g.at(g.v_offset, j, d // dh) + d % dh].astype("int32"),
+        (T, H, dh),
+        lambda i, h, d: te.sum(
+            probs[i, h, j].astype("int32") * qkv[g.at(g.v_offset, j, h) + d].astype("int32"),
             axis=j,
         ),
         name="attention_acc",
     )
     return te.compute(
-        (T, H * dh),
-        lambda i, d: requantize_expr(acc[i, d], out_m, out_shift),
+        (T, H, dh),
+        lambda i, h, d: requantize_expr(acc[i, h, d], out_m, out_shift),
         name=ATTENTION_BLOCK,
     )
 
@@ -115,6 +115,6 @@ def attention_int_ref(
     scores = requantize_ref(q @ k.transpose(0, 2, 1), score_m, score_shift)
     probs = softmax_int_ref(scores, score_scale).astype(np.int32)
     out = requantize_ref(probs @ v, out_m, out_shift)  # [H, T, dh]
-    return out.transpose(1, 0, 2).reshape(g.tokens, g.heads * g.head_dim)
+    return out.transpose(1, 0, 2)
 
 

@@ -1,11 +1,11 @@
-"""Row-wise attention: compute one query row's scores, softmax and output at a time.
+"""Row-wise attention: one query row of one head at a time (QKᵀ row → softmax → row × V).
 
 The fused :func:`~tvm_mcuformer.ops.attention.attention_int` kernel indexes its
-score stages ``[i, h, j]``. :func:`schedule_rowwise_attention` moves every
-stage under the output's query-row loop ``i``, so the scores, their row maxima
-and sums compact to one row (``heads·T`` elements: T bytes per head of int8
-scores) instead of ``heads·T²``. Without it the kernel keeps every head's
-score matrix in a workspace (the ``all_heads`` ablation).
+stages ``[i, h, ...]``. :func:`schedule_rowwise_attention` moves every stage
+under the output's loops over query row ``i`` and head ``h``, so the scores,
+their maximum and sum compact to one row of ``T`` elements instead of
+``heads·T²``. Without it the kernel keeps every head's score matrix in a
+workspace (the ``all_heads`` ablation).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ ROWWISE_ATTR = "mcuformer.rowwise_attention"
 
 
 def schedule_rowwise_attention(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
-    """``func`` with every stage computed per query row; ``None`` if not fused attention."""
+    """``func`` with every stage computed per query row and head; ``None`` if not attention."""
     sch = s_tir.Schedule(func)
     try:
         out = sch.get_sblock(ATTENTION_BLOCK)
     except Exception:  # noqa: BLE001 - no such block: another kernel
         return None
-    row = sch.get_loops(out)[0]
+    row = sch.get_loops(out)[1]  # [i, h, d]: under query row i and head h
     root = sch.get_sblock("root")
     for block in reversed(sch.get_child_blocks(root)):  # consumers first
         if sch.get(block).same_as(sch.get(out)):
