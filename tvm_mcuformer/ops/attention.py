@@ -115,6 +115,6 @@ def attention_int_ref(
     scores = requantize_ref(q @ k.transpose(0, 2, 1), score_m, score_shift)
     probs = softmax_int_ref(scores, score_scale).astype(np.int32)
     out = requantize_ref(probs @ v, out_m, out_shift)  # [H, T, dh]
-    return out.transpose(1, 0, 2)
+    return np.ascontiguousarray(out.transpose(1, 0, 2))
 
 
