@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tvm
 
-from .artifact import Artifact
+from .artifact import Artifact, model_metadata
 from .boards import DEFAULT_BOARD, DEFAULT_STACK_RESERVE, Board, get_board
 from .codegen.driver import emit_driver, emit_header, layout_weights
 from .codegen.tir_to_c import emit_c
@@ -294,16 +294,14 @@ def compile_model(
         "src/lowered.txt": lowered.script(),
         "memory_timeline.png": timeline_png,
     }
-    metadata = {
-        "format": "tvm-mcuformer-artifact",
-        "version": 1,
-        "model": float_model.source,
-        "board": board.name,
-        "inputs": [t.to_json() for t in deployed.inputs],
-        "outputs": [t.to_json() for t in deployed.outputs],
-        "memory": memory,
-        "macs": count_macs(float_model.mod),
-        "quantization": _quant_report(opts),
-        "ops": _ops_report(program, plan),
-    }
+    metadata = model_metadata(
+        float_model.source,
+        board.name,
+        deployed.inputs,
+        deployed.outputs,
+        memory,
+        macs=count_macs(float_model.mod),
+        quantization=_quant_report(opts),
+        ops=_ops_report(program, plan),
+    )
     return Artifact(metadata, files)

@@ -36,8 +36,7 @@ def _shape_dtype(ty) -> tuple[tuple[int, ...], str]:
 
 
 class _Reader:
-    def __init__(self, lowered: tvm.IRModule) -> None:
-        self.lowered = lowered
+    def __init__(self) -> None:
         self.tensors: list[Tensor] = []
         self.by_expr: dict[int, Tensor] = {}
         self.calls: list[tuple[str, list[Tensor], int]] = []
@@ -103,7 +102,7 @@ def lower(
     pipeline = pipeline or get_pipeline(build_vm=False)
     lowered = pipeline(model.mod)
     main = lowered["main"]
-    reader = _Reader(lowered)
+    reader = _Reader()
     inputs = []
     for param in main.params:
         t = reader.new(param.name, param.ty, TensorKind.INPUT)

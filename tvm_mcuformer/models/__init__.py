@@ -1,14 +1,13 @@
 """Models small enough for microcontrollers: :class:`TinyViT` and its configs; :class:`PlainViT`."""
 
+from tvm_mcuformer.models.checks import GELU_KINDS
 from tvm_mcuformer.models.plain_vit import PlainViT
 from tvm_mcuformer.models.vit import (
     DEMO_CONFIG,
-    GELU_KINDS,
     QuickGELU,
     TinyViT,
     ViTConfig,
     build_vit,
-    count_macs,
 )
 
 __all__ = [
@@ -19,5 +18,4 @@ __all__ = [
     "TinyViT",
     "ViTConfig",
     "build_vit",
-    "count_macs",
 ]

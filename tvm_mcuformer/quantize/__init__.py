@@ -13,7 +13,7 @@ from ..tensor_spec import TensorSpec
 from .config import QuantConfig
 from .passes import QuantizeInt8, io_scales
 
-__all__ = ["QuantConfig", "QuantizeInt8", "int8_specs", "integer_layout", "quantize_model"]
+__all__ = ["QuantConfig", "QuantizeInt8", "int8_specs", "quantize_model"]
 
 
 def int8_specs(model: ImportedModel, mod) -> ImportedModel:
@@ -55,13 +55,3 @@ def quantize_model(
     """Calibrate ``model`` on ``samples`` (inputs stacked on axis 0) and make it int8."""
     samples = check_calibration(model, samples)
     return int8_specs(model, QuantizeInt8(samples, config, progress)(model.mod))
-
-
-def integer_layout(model: ImportedModel, config: QuantConfig | None = None) -> ImportedModel:
-    """``model``'s integer-only module with placeholder scales (every range 1.0).
-
-    Its outputs are meaningless, but its tensors, kernels and therefore its memory
-    are exactly those of the calibrated model: memory planning (the architecture
-    search) uses it to skip calibration.
-    """
-    return int8_specs(model, QuantizeInt8(None, config)(model.mod))

@@ -2,9 +2,10 @@
 
 The search constrains peak SRAM, so it asks the compiler, not a formula:
 each candidate is extracted from a supernet, exported with ``torch.export``,
-imported into Relax, made integer-only with placeholder scales
-(:func:`~tvm_mcuformer.quantize.integer_layout`; memory does not depend on the
-scales) and lowered and planned exactly as ``tvm-mcuformer compile`` would
+imported into Relax, and run through the same ``mcuformer`` pipeline as
+``tvm-mcuformer compile`` with ``quantize="int8-layout"`` (integer-only with
+placeholder scales: memory does not depend on the scales), lowered and planned
+exactly as ``compile`` would
 (token overwrite and patch decomposition on). ``peak_sram_bytes`` is the
 compile budget check's figure: arena + I/O frames + stack reserve; ``flash_bytes``
 is weights + code reserve. Results are cached per architecture (≈1 s each).
