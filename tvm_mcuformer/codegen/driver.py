@@ -61,7 +61,10 @@ def _ctype(dtype: str) -> str:
         raise ValueError(f"dtype {dtype} has no C type in the emitter") from None
 
 
-_IO_BUFFERS = {TensorKind.INPUT: "mcuformer_input_buffer", TensorKind.OUTPUT: "mcuformer_output_buffer"}
+_IO_BUFFERS = {
+    TensorKind.INPUT: "mcuformer_input_buffer",
+    TensorKind.OUTPUT: "mcuformer_output_buffer",
+}
 
 
 def _base(root: Tensor, plan: ArenaPlan, weights: WeightLayout) -> str:

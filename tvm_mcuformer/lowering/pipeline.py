@@ -93,7 +93,9 @@ def get_pipeline(
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
     if attention not in ATTENTION_MODES:
-        raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, not {attention!r}")
+        raise ValueError(
+            f"attention must be one of {', '.join(ATTENTION_MODES)}, not {attention!r}"
+        )
     if quantize == "int8" and calibration is None:
         raise ValueError("quantize='int8' needs calibration samples")
     passes = []

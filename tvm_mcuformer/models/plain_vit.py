@@ -42,9 +42,7 @@ class _Block(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = _Attention(dim, heads)
-        self.mlp = nn.Sequential(
-            _linear(dim, hidden, rank), nn.GELU(), _linear(hidden, dim, rank)
-        )
+        self.mlp = nn.Sequential(_linear(dim, hidden, rank), nn.GELU(), _linear(hidden, dim, rank))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))

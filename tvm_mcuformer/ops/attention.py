@@ -116,5 +116,3 @@ def attention_int_ref(
     probs = softmax_int_ref(scores, score_scale).astype(np.int32)
     out = requantize_ref(probs @ v, out_m, out_shift)  # [H, T, dh]
     return np.ascontiguousarray(out.transpose(1, 0, 2))
-
-
