@@ -5,8 +5,8 @@
 - input ``x``: float32 ``[1, 1, side, side]`` (default 4); output ``logits``: float32
   ``[1, N_OUT]``;
 - ``x[0]`` is a spin count: on Arm an inline-asm loop ``subs; bne`` runs exactly
-  ``2 * int(x[0])`` instructions (the instruction-counter calibration, in ``mcuformer_invoke``), a plain loop on the
-  host;
+  ``2 * int(x[0])`` instructions (the instruction-counter calibration, in
+  ``mcuformer_invoke``), a plain loop on the host;
 - ``logits[j] = exp(-|s_j|) + sqrtf(|s_j|) + 0.25 * s_j`` with ``s_j`` a weighted sum of
   ``x[1:]`` computed through the static arena. Like the compiler, the model brings its own
   ``exp`` (glibc's and newlib's ``expf`` differ in the last bit); ``sqrtf`` is correctly
