@@ -66,4 +66,7 @@ def test_token_overwrite_places_outputs_over_dead_inputs(int8_program):
     # the peak (tests/test_token_overwrite.py shows an MLP-bound one), never raises it.
     assert plan.lower_bound_bytes <= without.lower_bound_bytes
     assert plan.arena_bytes <= without.arena_bytes
-    assert plan.arena_bytes <= 1.05 * plan.lower_bound_bytes
+    # The bound counts bytes; the plan starts every region aligned, which at 4 tokens is
+    # visible: the fused attention's per-row workspaces (4 B scalars) each pad to 16 B.
+    padding = max(sum(-w.nbytes % plan.alignment for w in c.workspaces) for c in program.calls)
+    assert plan.arena_bytes <= 1.05 * plan.lower_bound_bytes + padding
