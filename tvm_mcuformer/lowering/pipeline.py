@@ -24,9 +24,11 @@ import tvm
 from tvm import relax
 
 from ..quantize import QuantConfig, QuantizeInt8
+from ..quantize.passes import FROM_FILE
 from ..relax_passes import DecomposePatchEmbedding
 from ..schedules import AutoInline
 from ..schedules.attention import RowwiseAttention
+from ..schedules.dense import ScheduleDense
 from ..schedules.token_overwrite import TokenOverwrite
 from .kernels import register_tir_pipeline
 
@@ -41,6 +43,7 @@ def lowering_passes(
     token_overwrite: bool = True,
     decompose_patch: bool = True,
     field: int = DEFAULT_PATCH_FIELD,
+    schedule_kernels: bool = True,
     attention: str = "rowwise",
 ) -> list[tvm.transform.Pass]:
     """The passes after quantization: legalize, fuse, schedule, keep reshapes as views.
@@ -48,8 +51,11 @@ def lowering_passes(
     ``token_overwrite`` schedules row-wise kernels with a one-row scratch so that
     the planner may write their outputs over their inputs. ``decompose_patch``
     first rewrites the int8 patch-embedding conv into ``field``×``field``
-    sub-convolutions (:class:`DecomposePatchEmbedding`). ``attention="rowwise"``
-    computes fused attention one query row at a time (:class:`RowwiseAttention`).
+    sub-convolutions (:class:`DecomposePatchEmbedding`). ``schedule_kernels``
+    gives the int8 dense kernels their tiled dual-MAC schedule
+    (:class:`~tvm_mcuformer.schedules.dense.ScheduleDense`); off, they stay plain loops.
+    ``attention="rowwise"`` computes fused attention one query row and head at a
+    time (:class:`RowwiseAttention`).
     """
     return [
         *([DecomposePatchEmbedding(field)] if decompose_patch else []),
@@ -60,6 +66,7 @@ def lowering_passes(
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
+        *([ScheduleDense] if schedule_kernels else []),
         AutoInline,
         *([RowwiseAttention] if attention == "rowwise" else []),
         *([TokenOverwrite] if token_overwrite else []),
@@ -77,12 +84,14 @@ def get_pipeline(
     patch_field: int = DEFAULT_PATCH_FIELD,
     build_vm: bool = True,
     progress: bool = False,
+    schedule_kernels: bool = True,
     attention: str = "rowwise",
 ) -> tvm.transform.Pass:
     """The ``mcuformer`` pipeline with these options (what ``compile`` runs, ``build_vm=False``).
 
     ``quantize``: ``"none"`` (the module as given: float, or already integer),
-    ``"int8"`` (calibrate on ``calibration``, model inputs stacked on axis 0)
+    ``"int8"`` (calibrate on ``calibration``, model inputs stacked on axis 0;
+    ``None``: the ranges an int8 ``.tflite`` carries)
     or ``"int8-layout"`` (the integer kernels with placeholder scales: exact
     memory without calibration, for the architecture search).
     ``attention`` (one of :data:`ATTENTION_MODES`): ``"rowwise"`` fuses attention
@@ -96,14 +105,17 @@ def get_pipeline(
         raise ValueError(
             f"attention must be one of {', '.join(ATTENTION_MODES)}, not {attention!r}"
         )
-    if quantize == "int8" and calibration is None:
-        raise ValueError("quantize='int8' needs calibration samples")
     passes = []
     if quantize != "none":
         samples = calibration if quantize == "int8" else None
+        if quantize == "int8" and calibration is None:
+            samples = FROM_FILE  # the module must carry its file's ranges
         config = replace(quant_config or QuantConfig(), fuse_attention=attention != "unfused")
         passes.append(QuantizeInt8(samples, config, progress))
-    passes += lowering_passes(token_overwrite, decompose_patch, patch_field, attention)
+    # The dense schedule calls C micro-kernels (codegen/runtime/mcuformer_simd.h) that a
+    # VM build cannot link: the VM runs the plain loops, which compute the same integers.
+    schedule = schedule_kernels and not build_vm
+    passes += lowering_passes(token_overwrite, decompose_patch, patch_field, schedule, attention)
     if build_vm:
         passes.append(relax.pipeline.default_build_pipeline())
     return tvm.transform.Sequential(passes, name=PIPELINE_NAME)

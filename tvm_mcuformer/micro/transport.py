@@ -185,6 +185,10 @@ class Session:
             raise DeviceError(f"{self.name}: request INFO before running inferences")
         return proto.parse_infer(self.receive(proto.REQ_INFER, seq), self.info.output_bytes)
 
+    def request_profile(self) -> list[int]:
+        """The counter after each kernel call of the last inference (PROFILE), cumulative."""
+        return proto.parse_profile(self.receive(proto.REQ_PROFILE, self.send(proto.REQ_PROFILE)))
+
     def infer(self, data: bytes) -> proto.InferResult:
         """Run one inference and return its result."""
         return self.receive_infer(self.send_infer(data))

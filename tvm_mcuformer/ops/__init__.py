@@ -9,6 +9,7 @@ are the float references of the ablation (their twins agree within 1 unit).
 Per-channel arrays are ``te.Tensor`` inputs; scalars are Python numbers.
 """
 
+from .activation import clip_int, clip_int_ref, hardswish_int, hardswish_int_ref
 from .attention import AttentionGeometry, attention_int, attention_int_ref
 from .fixed_point import (
     quantize_multiplier,
@@ -30,6 +31,8 @@ from .linear import (
     add_int,
     add_int_ref,
     conv2d_int_ref,
+    dense_int,
+    dense_int_ref,
     matmul_int,
     matmul_int_ref,
     mean_int,
@@ -50,7 +53,11 @@ __all__ = [
     "attention_int_ref",
     "add_int",
     "add_int_ref",
+    "clip_int",
+    "clip_int_ref",
     "conv2d_int_ref",
+    "dense_int",
+    "dense_int_ref",
     "exp_int",
     "exp_int_expr",
     "exp_int_ref",
@@ -58,6 +65,8 @@ __all__ = [
     "gelu_float_ref",
     "gelu_int",
     "gelu_int_ref",
+    "hardswish_int",
+    "hardswish_int_ref",
     "layernorm_float",
     "layernorm_float_ref",
     "layernorm_int",

@@ -5,7 +5,7 @@ strided slice, squeeze, broadcast) as it meets them, and also records, for
 each int8 value, which element of a *root* tensor every element of it is
 (:func:`apply_layout` on numpy index arrays). Whether ``q``, ``kᵀ`` and ``v``
 are strided views of one qkv output then does not depend on how the model
-wrote the split (``qkv[0]``, ``unbind``, slices of the last axis, ...):
+wrote the split (``qkv[0]`` as ``take``, ``unbind``, slices of the last axis, ...):
 :func:`head_geometry` reads the strides off the index arrays and checks them
 element by element. The integerizer then emits one fused
 :func:`~tvm_mcuformer.ops.attention.attention_int`, and the head-split and
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from tvm import relax
+from tvm.ir.expr import GenericConst
 
 from ..ops.attention import AttentionGeometry
 
@@ -56,6 +57,9 @@ def apply_layout(call: relax.Call, index: np.ndarray) -> np.ndarray:
         return np.broadcast_to(index, _ints(call.args[1]))
     if name == "relax.flatten":
         return index.reshape(-1)
+    if name == "relax.take" and isinstance(call.args[1], GenericConst):
+        axis = call.attrs.axis
+        return np.take(index, call.args[1].value.numpy(), None if axis is None else int(axis))
     raise ValueError(f"{name} is not modelled")
 
 
