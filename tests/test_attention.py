@@ -48,9 +48,13 @@ def test_fused_attention_c_kernel_is_bit_exact(tmp_path, rowwise):
     )
     funcs = {gv.name_hint: f for gv, f in lowered.functions.items() if isinstance(f, tirx.PrimFunc)}
     (kernel,) = lower_kernels(funcs).values()
-    scores = max(ws.nbytes for ws in kernel.workspaces)
-    # Row-wise: one row of T int32 scores; otherwise every head's T×T matrix.
-    assert scores == 4 * GEOMETRY.tokens * (1 if rowwise else GEOMETRY.heads * GEOMETRY.tokens)
+    scores = max((ws.nbytes for ws in kernel.workspaces), default=0)
+    # Row-wise: at most one row of T int32 scores (small enough to stay a C local here);
+    # otherwise every head's T×T matrix in a workspace.
+    if rowwise:
+        assert scores <= 4 * GEOMETRY.tokens
+    else:
+        assert scores == 4 * GEOMETRY.tokens * GEOMETRY.heads * GEOMETRY.tokens
     lib = load_c_kernels(emit_c({kernel.name: kernel}), tmp_path, "attn")
     ref = attention_int_ref(qkv, *args)
     out = np.zeros_like(ref)

@@ -52,7 +52,7 @@ def test_token_overwrite_places_outputs_over_dead_inputs(int8_program):
     plan = plan_arena(program)
     assert len(plan.inplace) >= 4  # qkv, proj, fc1, fc2 (and the GeLU)
     row_wise = " ".join(c.kernel.name for c in program.calls if c.kernel.token_overwrite)
-    for kind in ("matmul_int", "layernorm_int", "gelu_int"):
+    for kind in ("dense_int", "layernorm_int", "gelu_int"):
         assert kind in row_wise, row_wise
     fixed = " ".join(c.kernel.name for c in program.calls if not c.kernel.token_overwrite)
     assert "attention_int" in fixed  # reads every token's keys and values
