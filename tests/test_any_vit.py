@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from tvm_mcuformer.cli import main as cli_main
-from tvm_mcuformer.compiler import CompileOptions, compile_model
+from tvm_mcuformer.compiler import CompileOptions, compile_model, plan_model
+from tvm_mcuformer.frontend import import_model
 from tvm_mcuformer.micro import build_project, create_project, evaluate
 from tvm_mcuformer.tensor_spec import TensorSpec
 from tvm_mcuformer.training import export_pt2
@@ -64,6 +65,10 @@ def test_corpus_vit_int8_agrees_with_float(name, tmp_path, record_property):
 
     if name not in ON_QEMU:
         return
+    # Untrained-scale layout (what the search plans) has the deployed memory exactly.
+    layout = plan_model(import_model(pt2), CompileOptions(quantize="int8-layout")).memory
+    for key in ("planned_arena_bytes", "weight_bytes"):
+        assert layout[key] == art.metadata["memory"][key], key
     project = create_project(tmp_path / "proj", tar, "baremetal", board="mps2-an500").root
     build_project(project)
     report = evaluate(project, xq[:64], yt[:64], progress=False)

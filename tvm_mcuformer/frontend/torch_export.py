@@ -30,7 +30,13 @@ def _convert(program) -> tvm.IRModule:
     from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
 
     importer = ExportedProgramImporter()
-    mod = importer.from_exported_program(program.run_decompositions(), False, False, False, None)
+    mod = importer.from_exported_program(
+        program.run_decompositions(),
+        keep_params_as_input=False,
+        unwrap_unit_return_tuple=False,
+        no_bind_return_tuple=False,
+        custom_convert_map=None,
+    )
     sources = {}
     for node, expr in importer.env.items():
         where = _where(node) if hasattr(node, "meta") else None

@@ -14,8 +14,9 @@ nothing: they change the scale, not the data. Layout ops, ``take``,
 ``strided_slice`` and ``split`` (views or copies, no arithmetic) run unchanged
 on int8 and keep their input's scale; ``concat`` brings every part (constants
 such as class and distillation tokens included) to its output's scale. ReLU,
-ReLU6 and ``clip`` clamp at the input's scale; adding an all-zero constant (an
-empty attention mask) is dropped. Matmul/conv become
+ReLU6 and ``clip`` clamp at the input's scale. The graph's structure never
+depends on weight values (the architecture search plans memory on untrained
+weights). Matmul/conv become
 int8×int8→int32 with per-output-channel symmetric weight scales and the bias
 quantized to the accumulator's scale (activations are symmetric, so there is
 no zero point to fold). Composite functions from
@@ -350,8 +351,6 @@ class _Integerizer:
             lhs, rhs = call.args[1], call.args[0]
         else:
             lhs, rhs = call.args[0], call.args[1]
-        if isinstance(b, Const) and not b.value.any() and _shape(var) == _shape(a.expr):
-            return a  # an all-zero constant (an empty attention mask)
         if isinstance(a, Acc) and isinstance(b, Const):
             return self.bias_add(a, b.value)
         out_scale = self.scale_of(var)
@@ -370,10 +369,14 @@ class _Integerizer:
         return Q(expr, out_scale)
 
     def bias_add(self, acc: Acc, bias: np.ndarray) -> Acc:
-        shape = [1] * bias.ndim
-        if bias.ndim:
+        """``acc + bias`` in int32, ``bias`` (any constant that broadcasts, a scalar too) at
+        the accumulator's per-channel scale."""
+        scale = acc.scale[0]
+        if acc.scale.size > 1:
+            rank = len(acc.expr.ty.shape.values) if acc.axis >= 0 else max(bias.ndim, -acc.axis)
+            shape = [1] * rank
             shape[acc.axis] = -1
-        scale = acc.scale.reshape(shape) if acc.scale.size > 1 else acc.scale[0]
+            scale = acc.scale.reshape(shape)
         bq = np.round(bias / scale)
         if np.abs(bq).max(initial=0) >= 2**31:
             raise ValueError("a bias overflows int32 at its accumulator scale")
@@ -517,10 +520,6 @@ def _where(main: relax.Function, bindings: list, i: int) -> str:
         if b.var.name in sources:
             return f"{sources[b.var.name]}, {here}"
     return here
-
-
-def _shape(expr) -> list[int]:
-    return [int(d) for d in expr.ty.shape.values]
 
 
 def _result_vars(main, result) -> list:
