@@ -29,4 +29,11 @@ from tvm_mcuformer.micro.build import build_project, flash_project  # noqa: E402
 from tvm_mcuformer.micro.evaluate import evaluate  # noqa: E402
 from tvm_mcuformer.micro.project import create_project  # noqa: E402
 
-__all__ = ["MicroError", "ToolError", "build_project", "create_project", "evaluate", "flash_project"]
+__all__ = [
+    "MicroError",
+    "ToolError",
+    "build_project",
+    "create_project",
+    "evaluate",
+    "flash_project",
+]
