@@ -78,7 +78,7 @@ def _load_inputs(args: argparse.Namespace) -> tuple[dict[str, np.ndarray] | np.n
     try:
         with np.load(args.inputs, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, AttributeError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, AttributeError, TypeError, zipfile.BadZipFile) as e:
         raise MicroError(
             f"--inputs {args.inputs} is not a readable .npz file ({type(e).__name__}): "
             "save it with numpy.savez"
