@@ -21,7 +21,7 @@ import sys
 import threading
 import traceback
 
-from .boards import BOARDS, DEFAULT_BOARD, parse_size
+from .boards import BOARDS, DEFAULT_BOARD, budget_warnings, get_board, parse_size
 from .fileio import check_output_dir, check_output_file
 
 # The arena planners (planner.ALGORITHMS; a literal so that start-up imports no TVM; a test
@@ -36,10 +36,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     output = check_output_file(args.output, "artifact")
     check_output_file(output.with_name(f"{output.stem}.memory.png"), "memory plot")
+    sram = parse_size(args.sram) if args.sram else None
+    flash = parse_size(args.flash) if args.flash else None
+    for warning in budget_warnings(get_board(args.board), sram, flash):
+        print(warning, file=sys.stderr)
     opts = CompileOptions(
         board=args.board,
-        sram_bytes=parse_size(args.sram) if args.sram else None,
-        flash_bytes=parse_size(args.flash) if args.flash else None,
+        sram_bytes=sram,
+        flash_bytes=flash,
         planner=args.planner,
         quantize=args.quantize,
         token_overwrite=not args.no_token_overwrite,
