@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 
 from .boards import BOARDS, DEFAULT_BOARD, budget_warnings, get_board, parse_size
 from .fileio import check_output_dir, check_output_file
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in argv  # accepted anywhere on the line
     argv = [a for a in argv if a != "--verbose"]
+    if not verbose:  # third-party deprecation chatter is not the user's to act on
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command

@@ -234,9 +234,9 @@ def evaluate(
         log = RunJournal.open(journal, key, n, resume)
     else:
         log = RunJournal(None, "", n, [])  # in memory only
-    first = len(log.done)
-    if progress and first:
-        print(f"run: resuming after sample {first}/{n}", file=sys.stderr, flush=True)
+    resumed_at = len(log.done)
+    if progress and resumed_at:
+        print(f"run: resuming after sample {resumed_at}/{n}", file=sys.stderr, flush=True)
 
     start = time.monotonic()
     try:
@@ -246,7 +246,7 @@ def evaluate(
         ):
             for session in (device, host):
                 check_info(session.info, project, session.name)
-            for i in range(first, n):
+            for i in range(resumed_at, n):
                 device_seq, host_seq = device.send_infer(frames[i]), host.send_infer(frames[i])
                 got, ref = device.receive_infer(device_seq), host.receive_infer(host_seq)
                 for result, name in ((got, device.name), (ref, host.name)):
@@ -257,7 +257,7 @@ def evaluate(
                 log.append(SampleRecord(i, got.output, ref.output, got.count, got.stack_used_bytes))
                 done = i + 1
                 if progress and (done % PROGRESS_EVERY == 0 or done == n) and n >= PROGRESS_EVERY:
-                    rate = (done - first) / (time.monotonic() - start)
+                    rate = (done - resumed_at) / (time.monotonic() - start)
                     print(f"run: {done}/{n} samples, {rate:.0f}/s", file=sys.stderr, flush=True)
             counter, device_name = device.info.counter, device.name
     finally:
@@ -289,7 +289,7 @@ def evaluate(
         "latency": {
             **_latency_report(counter, counts, project.metadata.get("macs")),
             "wall_seconds": wall,
-            "inferences_per_second_host": (n - first) / wall if wall > 0 else None,
+            "inferences_per_second_host": (n - resumed_at) / wall if wall > 0 else None,
         },
         "outputs": outputs,
     }
