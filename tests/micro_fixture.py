@@ -11,7 +11,7 @@
   ``x[1:]`` computed through the static arena. Like the compiler, the model brings its own
   ``exp`` (glibc's and newlib's ``expf`` differ in the last bit); ``sqrtf`` is correctly
   rounded everywhere and makes the model link ``-lm``;
-- ``x[0] == -1`` executes an undefined instruction in ``toy_trap`` (a CPU fault);
+- ``x[0] == -7`` executes an undefined instruction in ``toy_trap`` (a CPU fault);
 - optional ``stack_hog_bytes``: a local array of that size is touched on every run;
 - optional ``flash_ballast_bytes``: a const array of that size (in flash) is read.
 """
@@ -99,7 +99,7 @@ int32_t mcuformer_run(const void* input, void* output) {{
   float* x = (float*)mcuformer_arena;
   float* y = (float*)output;
   memcpy(x, input, MCUFORMER_INPUT_BYTES);
-  if (x[0] == -1.0f) toy_trap();
+  if (x[0] == -7.0f) toy_trap();
   spin(x[0] > 0.0f && x[0] < 4e9f ? (uint32_t)x[0] : 0u);
   for (int j = 0; j < N_OUT; j++) {{
     float s = 0.0f;

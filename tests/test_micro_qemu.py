@@ -205,7 +205,7 @@ def test_fault_report_names_the_faulting_pc(an500):
     )
     with start_qemu(elf_path, "mps2-an500", TIMEOUT) as qemu:
         with pytest.raises(DeviceError, match=r"status 3 \(CPU fault") as err:
-            qemu.infer(_inputs(1, [-1]).tobytes())
+            qemu.infer(_inputs(1, [-7]).tobytes())
     pc = int(re.search(r" PC 0x([0-9a-f]{8})", str(err.value)).group(1), 16)
     assert start <= (pc & ~1) < start + size, f"PC 0x{pc:08x} not in toy_trap {start:#x}+{size}"
     assert re.search(r" LR 0x[0-9a-f]{8}", str(err.value))
