@@ -25,7 +25,8 @@ def load_calibration(source: str, input_shape: tuple[int, ...], count: int = 256
         x = _read_npz(Path(source))
     else:
         x, _ = load_split(source, "train")
-    x = np.asarray(x)[:count]
+    x = np.asarray(x)
+    x = x[:count] if x.ndim else x
     if x.ndim == 0 or len(x) == 0 or x[0].size == 0:
         raise ValueError(
             f"calibration data {source!r} holds no samples (shape {list(x.shape)}): give "

@@ -17,8 +17,10 @@ from tvm_mcuformer.fileio import check_output_dir
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from tvm_mcuformer.search.run import describe_subnet, run_search
+    from tvm_mcuformer.search.space_evolution import read_state
 
     check_output_dir(args.output)
+    read_state(args.output)  # a corrupt state file fails now, not after the data is loaded
     board = get_board(args.board)
     sram = parse_size(args.sram) if args.sram else board.sram_bytes
     flash = parse_size(args.flash) if args.flash else board.flash_bytes

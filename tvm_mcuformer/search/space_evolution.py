@@ -479,7 +479,10 @@ def _differences(new: Mapping, old: Mapping, prefix: str = "") -> list[str]:
     return out
 
 
-def _load_state(path: Path, settings: dict) -> dict | None:
+def read_state(out_dir: str | Path) -> dict | None:
+    """The search state in ``out_dir`` (None if there is none); ``ValueError`` naming the
+    file and what to do if it is corrupt or of another version."""
+    path = Path(out_dir) / STATE_FILE
     if not path.is_file():
         return None
     try:
@@ -495,6 +498,13 @@ def _load_state(path: Path, settings: dict) -> dict | None:
             f"search state {path} has version {version!r}, not {STATE_VERSION}: delete it to "
             "restart the space evolution"
         )
+    return state
+
+
+def _load_state(path: Path, settings: dict) -> dict | None:
+    state = read_state(path.parent)
+    if state is None:
+        return None
     stale = _differences(settings, state["settings"])
     if stale:
         raise ValueError(
