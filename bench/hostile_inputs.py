@@ -92,9 +92,7 @@ def _interrupts(work: Path) -> list[dict]:
     for i, (name, sig, status) in enumerate(
         (("SIGINT", signal.SIGINT, 130), ("SIGTERM", signal.SIGTERM, 143))
     ):
-        outcome, done, left = hc.interrupted_run(
-            work, project, inputs, report, sig, resume=i > 0
-        )
+        outcome, done, left = hc.interrupted_run(work, project, inputs, report, sig, resume=i > 0)
         found = []
         if outcome.status != status or len(outcome.stderr) != 1:
             found.append(f"status {outcome.status}, stderr {outcome.stderr}")

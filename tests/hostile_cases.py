@@ -41,7 +41,7 @@ class Case:
     argv: list[str]
     status: int = 2
     absent: tuple[str, ...] = ()  # paths (relative to the work folder) that must not exist
-    needs: str = ""  # "" or a fixture kind the case depends on ("project", "built")
+    says: str = ""  # text the error line must contain
 
 
 @dataclass
@@ -125,30 +125,81 @@ def cases() -> list[Case]:
         for kind in ("empty", "random", "truncated"):
             if kind == "truncated" and suffix == "tflite":
                 continue
+            says = {
+                "empty": "is empty",
+                "pt2": "as a torch.export program",
+                "onnx": "as an ONNX model",
+                "tflite": "unknown model type '.tflite'",
+            }["empty" if kind == "empty" else suffix]
             out.append(
                 Case(
                     f"compile {kind} .{suffix}",
                     ["compile", f"{kind}.{suffix}", "-o", "out/a.tar"],
                     absent=("out",),
+                    says=says,
                 )
             )
     out += [
-        Case("compile dynamic .pt2", ["compile", "dyn.pt2", "-o", "o.tar"], absent=("o.tar",)),
-        Case("compile dynamic .onnx", ["compile", "dyn.onnx", "-o", "o.tar"], absent=("o.tar",)),
-        Case("compile folder as model", ["compile", "folder.pt2", "-o", "o.tar"]),
-        Case("compile missing model", ["compile", "nope.pt2", "-o", "o.tar"], absent=("o.tar",)),
-        Case("compile -o folder", ["compile", "good.pt2", "-o", "outdir"]),
-        Case("compile -o under a file", ["compile", "good.pt2", "-o", "plainfile/a.tar"]),
-        Case("compile -o unwritable", ["compile", "good.pt2", "-o", "/proc/mcuformer.tar"]),
-        Case("compile bad --sram", ["compile", "good.pt2", "-o", "o.tar", "--sram", "lots"]),
-        Case("compile --sram 0", ["compile", "good.pt2", "-o", "o.tar", "--sram", "0"]),
+        Case(
+            "compile dynamic .pt2",
+            ["compile", "dyn.pt2", "-o", "o.tar"],
+            absent=("o.tar",),
+            says="has dynamic shape",
+        ),
+        Case(
+            "compile dynamic .onnx",
+            ["compile", "dyn.onnx", "-o", "o.tar"],
+            absent=("o.tar",),
+            says="has dynamic shape (batch, 1, 4, 4)",
+        ),
+        Case(
+            "compile folder as model",
+            ["compile", "folder.pt2", "-o", "o.tar"],
+            says="is a directory",
+        ),
+        Case(
+            "compile missing model",
+            ["compile", "nope.pt2", "-o", "o.tar"],
+            absent=("o.tar",),
+            says="does not exist",
+        ),
+        Case("compile -o folder", ["compile", "good.pt2", "-o", "outdir"], says="is a directory"),
+        Case(
+            "compile -o under a file",
+            ["compile", "good.pt2", "-o", "plainfile/a.tar"],
+            says="is a file, not a directory",
+        ),
+        Case(
+            "compile -o unwritable",
+            ["compile", "good.pt2", "-o", "/proc/mcuformer.tar"],
+            says="cannot write in /proc",
+        ),
+        Case(
+            "compile bad --sram",
+            ["compile", "good.pt2", "-o", "o.tar", "--sram", "lots"],
+            says="cannot read size 'lots'",
+        ),
+        Case(
+            "compile --sram 0",
+            ["compile", "good.pt2", "-o", "o.tar", "--sram", "0"],
+            says="must be a positive",
+        ),
     ]
-    for name in ("text", "nan_calib", "inf_calib", "zero_calib", "empty_calib", "scalar_calib"):
+    calib_says = {
+        "text": "is not a readable .npz",
+        "nan_calib": "holds NaN or Inf",
+        "inf_calib": "holds NaN or Inf",
+        "zero_calib": "is all zeros",
+        "empty_calib": "holds no samples",
+        "scalar_calib": "holds no samples",
+    }
+    for name, says in calib_says.items():
         out.append(
             Case(
                 f"compile --calib {name}.npz",
                 ["compile", "good.pt2", "-o", "o.tar", "--calib", f"{name}.npz"],
                 absent=("o.tar", "o.memory.png"),
+                says=says,
             )
         )
     out.append(
@@ -156,73 +207,106 @@ def cases() -> list[Case]:
             "compile --calib wrong shape",
             ["compile", "good.pt2", "-o", "o.tar", "--calib", "shape_calib.npz"],
             absent=("o.tar",),
+            says="has samples of shape [3, 3]",
         )
     )
     run = ["run", "proj", "--quiet"]
     out += [
-        Case("run --report folder", [*run, "--inputs", "good_inputs.npz", "--report", "outdir"]),
+        Case(
+            "run --report folder",
+            [*run, "--inputs", "good_inputs.npz", "--report", "outdir"],
+            says="is a directory",
+        ),
         Case(
             "run --report under a file",
             [*run, "--inputs", "good_inputs.npz", "--report", "plainfile/r.json"],
+            says="is a file, not a directory",
         ),
         Case(
             "run --outputs folder",
             [*run, "--inputs", "good_inputs.npz", "--report", "r.json", "--outputs", "outdir"],
             absent=("r.json",),
+            says="--outputs outdir is a directory",
         ),
         Case(
             "run --inputs text file",
             [*run, "--inputs", "text.npz", "--report", "r.json"],
             absent=("r.json", "r.json.partial"),
+            says="is not a readable .npz",
         ),
         Case(
             "run --inputs folder",
             [*run, "--inputs", "outdir", "--report", "r.json"],
             absent=("r.json",),
+            says="is a directory",
         ),
         Case(
             "run --inputs with NaN",
             [*run, "--inputs", "nan_inputs.npz", "--report", "r.json"],
             absent=("r.json", "r.json.partial"),
+            says="sample 3 holds NaN or Inf",
         ),
         Case(
             "run labels out of range",
             [*run, "--inputs", "bad_labels.npz", "--report", "r.json"],
             absent=("r.json", "r.json.partial"),
+            says="label 99 of sample 5 is outside",
         ),
         Case(
             "run unbuilt project",
             [*run, "--inputs", "good_inputs.npz", "--report", "r.json"],
             absent=("r.json", "r.json.partial"),
+            says="run `tvm-mcuformer micro build` first",
         ),
         Case(
             "run --timeout 0",
             [*run, "--inputs", "good_inputs.npz", "--report", "r.json", "--timeout", "0"],
+            says="not a positive finite number",
         ),
         Case(
             "run --timeout -1",
             [*run, "--inputs", "good_inputs.npz", "--report", "r.json", "--timeout", "-1"],
+            says="not a positive finite number",
         ),
-        Case("run --limit 0", [*run, "--dataset", "digits", "--report", "r.json", "--limit", "0"]),
-        Case("micro build -j -3", ["micro", "build", "proj", "-j", "-3"]),
-        Case("micro build not a project", ["micro", "build", "outdir"]),
         Case(
-            "micro create under a file", ["micro", "create", "plainfile/p", "toy.tar", "baremetal"]
+            "run --limit 0",
+            [*run, "--dataset", "digits", "--report", "r.json", "--limit", "0"],
+            says="not a positive finite number",
+        ),
+        Case(
+            "micro build -j -3",
+            ["micro", "build", "proj", "-j", "-3"],
+            says="not a positive finite number",
+        ),
+        Case(
+            "micro build not a project", ["micro", "build", "outdir"], says="is not a micro project"
+        ),
+        Case(
+            "micro create under a file",
+            ["micro", "create", "plainfile/p", "toy.tar", "baremetal"],
+            says="is a file, not a directory",
         ),
         Case(
             "micro create from a model",
             ["micro", "create", "p2", "good.pt2", "baremetal"],
             absent=("p2",),
+            says="is not a readable tar file",
         ),
         Case(
             "search -o file",
             ["search", "--dataset", "digits", "-o", "plainfile", "--quick"],
+            says="is a file, not a directory",
         ),
         Case(
             "search corrupt state",
             ["search", "--dataset", "digits", "-o", "search_corrupt", "--quick"],
+            says="search_state.json is corrupt",
         ),
-        Case("search bad --sram", ["search", "--dataset", "digits", "-o", "s", "--sram", "-1"]),
+        Case(
+            "search bad --sram",
+            ["search", "--dataset", "digits", "-o", "s", "--sram", "-1"],
+            says="cannot read size '-1'",
+        ),
     ]
     return out
 
@@ -236,6 +320,8 @@ def problems(case: Case, outcome: Outcome, work: Path) -> list[str]:
         found.append(f"{len(outcome.stderr)} stderr lines, expected 1")
     if any("Traceback" in line for line in outcome.stderr):
         found.append("traceback on stderr")
+    if case.says and not any(case.says in line for line in outcome.stderr):
+        found.append(f"no {case.says!r} on stderr")
     for rel in case.absent:
         if (work / rel).exists():
             found.append(f"{rel} left behind")

@@ -40,14 +40,14 @@ def sample_shape(spec: TensorSpec) -> tuple[int, ...]:
 
 def _to_dtype(name: str, array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     dtype = np.dtype(spec.dtype)
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array.reshape(len(array), -1)))[0][0]
+        raise MicroError(f"input {name!r}: sample {bad} holds NaN or Inf: clean the data")
     if dtype.kind == "f":
         if array.dtype.kind not in "biuf":
             raise MicroError(f"input {name!r}: dtype {array.dtype} is not numeric")
         return array.astype(dtype)
     info = np.iinfo(dtype)
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        bad = np.argwhere(~np.isfinite(array.reshape(len(array), -1)))[0][0]
-        raise MicroError(f"input {name!r}: sample {bad} holds NaN or Inf: clean the data")
     if array.dtype.kind == "f":
         if spec.scale is None:
             raise MicroError(
