@@ -474,4 +474,30 @@ def load_report(path: Path) -> dict:
     return report
 
 
+def report_differences(got: dict, reference: dict) -> list[str]:
+    """Where two reports (from :func:`load_report`) differ beyond the device counter's
+    resolution: QEMU's timer ticks every 40 instructions, so a sample's count depends on the
+    tick phase at its start, which a restarted firmware does not share."""
+    got, reference = json.loads(json.dumps(got)), json.loads(json.dumps(reference))
+    tolerance = reference["latency"].get("resolution_instructions") or 0
+    out = []
+    for key in set(got["latency"]) | set(reference["latency"]):
+        a, b = got["latency"].get(key), reference["latency"].get(key)
+        if isinstance(a, int | float) and isinstance(b, int | float) and key != "macs":
+            limit = (
+                tolerance / (reference["latency"].get("macs") or 1)
+                if "per_mac" in key
+                else tolerance
+            )
+            if abs(a - b) > limit:
+                out.append(f"latency.{key}: {a} vs {b}")
+        elif a != b and key != "per_op":
+            out.append(f"latency.{key}: {a} vs {b}")
+    got.pop("latency"), reference.pop("latency")
+    out += [
+        f"{key}: differs" for key in set(got) | set(reference) if got.get(key) != reference.get(key)
+    ]
+    return out
+
+
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
