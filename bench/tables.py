@@ -100,11 +100,85 @@ def search_vs_baselines(d: dict) -> list[str]:
     return _table(header, rows)
 
 
+def kernels(d: dict) -> list[str]:
+    """Instructions per MAC, scheduled beside unscheduled, per case and board."""
+    per: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in d["rows"]:
+        per.setdefault((r["case"], r["board"]), {})[r["schedule"]] = r
+    rows = []
+    for (case, board), runs in per.items():
+        on, off = runs.get("scheduled"), runs.get("unscheduled")
+        rows.append(
+            [
+                case,
+                board,
+                _b((on or off)["macs"]),
+                f"**{on['instructions_per_mac']:.2f}**" if on else "—",
+                f"{off['instructions_per_mac']:.2f}" if off else "—",
+                str(all(r["device_equals_host"] for r in runs.values())).lower(),
+            ]
+        )
+    header = ["case", "board", "MACs", "instr./MAC scheduled", "unscheduled", "device == host"]
+    return _table(header, rows)
+
+
+def any_vit(d: dict) -> list[str]:
+    rows = [
+        [
+            f"`{r['model']}`: {r['idioms']}",
+            _b(r["parameters"]),
+            f"{r['float_top1']:.4f}",
+            f"{r['int8_top1']:.4f}",
+            f"**{r['top1_agreement']:.4f}**",
+            f"{r['logits_cosine']:.4f}",
+            str(r["device_equals_host"]).lower(),
+            _b(r["planned_arena_bytes"]),
+            f"{r['instructions_per_inference'] / 1e6:.2f} M",
+        ]
+        for r in d["rows"]
+    ]
+    header = ["model", "params", "float top-1", "int8 top-1 (device)", "top-1 agreement"]
+    header += ["logits cosine", "device == host", "arena", "instr./inf."]
+    return _table(header, rows)
+
+
+def tflite_vs_tflm(d: dict) -> list[str]:
+    rows = []
+    for r in d["rows"]:
+        t, o = r["tflm"], r["ours"]
+        rows.append(
+            [
+                str(r["tokens"]),
+                _b(t["head_bytes"]),
+                f"{_b(t['total_bytes'])} / {_b(t['min_total_arena_bytes'])}",
+                f"**{_b(o['planned_arena_bytes'])}**",
+                f"{r['arena_ratio_ours_to_tflm_head']:.2f}",
+                _b(o["lower_bound_bytes"]),
+                _b(o["tvm_static_plan_bytes"]),
+                _b(o["naive_bytes"]),
+                _b(o["flash_bytes"]),
+                f"{o['instructions_per_inference'] / 1e6:.1f} M",
+                f"{o['instructions_per_mac']:.2f}",
+                f"{t['top1']:.3f} / {o['device_top1']:.3f}",
+                f"**{r['top1_agreement']:.3f}**",
+                f"{r['max_output_difference_steps']:.0f} / {r['mean_output_difference_steps']:.1f}",
+            ]
+        )
+    header = ["tokens", "TFLM non-persistent", "TFLM recorded / smallest total", "our arena"]
+    header += ["ours / TFLM", "lower bound", "TVM static plan", "naive", "flash"]
+    header += ["instr./inf.", "instr./MAC", "top-1 TFLM / ours", "top-1 agreement"]
+    header += ["logit difference max / mean (TFLM steps)"]
+    return _table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "demo": demo,
     "ablation_int8": ablation_int8,
     "memory_ablation": memory_ablation,
     "search_vs_baselines": search_vs_baselines,
+    "any_vit": any_vit,
+    "tflite_vs_tflm": tflite_vs_tflm,
+    "kernels": kernels,
 }
 
 

@@ -42,6 +42,8 @@ from tvm_mcuformer.ops import (
     SOFTMAX_OUT_SCALE,
     add_int,
     add_int_ref,
+    clip_int,
+    clip_int_ref,
     conv2d_int_ref,
     exp_int,
     exp_int_ref,
@@ -49,6 +51,8 @@ from tvm_mcuformer.ops import (
     gelu_float_ref,
     gelu_int,
     gelu_int_ref,
+    hardswish_int,
+    hardswish_int_ref,
     layernorm_float,
     layernorm_float_ref,
     layernorm_int,
@@ -249,6 +253,42 @@ def test_gelu_int(in_scale):
         assert np.abs(ref - exact).max() <= 0.5 + GELU_APPROX_ERROR / out_scale
         float_ref = gelu_float_ref(x, in_scale, out_scale)
         assert np.abs(ref.astype(int) - float_ref).max() <= (1 if out_scale == in_scale else 2)
+
+
+@pytest.mark.parametrize("in_scale", [0.02, 0.05])
+def test_silu_is_gelu_int_with_slope_one(in_scale):
+    x = all_int8()
+    got = run_te(gelu_int, [x], in_scale, in_scale, 1.0)
+    ref = gelu_int_ref(x, in_scale, in_scale, 1.0)
+    np.testing.assert_array_equal(got, ref)
+    v = in_scale * x.astype(np.float64)
+    silu = np.clip(v / (1 + np.exp(-v)) / in_scale, -128, 127)
+    assert np.abs(ref - silu).max() <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0, None), (0, 50), (None, 3), (-200, 300)])
+def test_clip_int(lo, hi):
+    x = all_int8()
+    got = run_te(clip_int, [x], lo, hi)
+    np.testing.assert_array_equal(got, clip_int_ref(x, lo, hi))
+    expect = np.clip(x.astype(int), -128 if lo is None else lo, 127 if hi is None else hi)
+    np.testing.assert_array_equal(got, np.clip(expect, -128, 127))
+
+
+@pytest.mark.parametrize("in_scale", [0.02, 0.05])
+def test_hardswish_int(in_scale):
+    """``x · clamp(x + 3, 0, 6) / 6`` (the /6 as the output scale) within one rounding."""
+    x = all_int8()
+    offset, lo, hi = round(3 / in_scale), 0, round(6 / in_scale)
+    out_scale = 6 * in_scale / 2  # the product's real scale before the free division by 6
+    got = run_te(hardswish_int, [x], offset, lo, hi, in_scale, out_scale)
+    ref = hardswish_int_ref(x, offset, lo, hi, in_scale, out_scale)
+    np.testing.assert_array_equal(got, ref)
+    v = in_scale * x.astype(np.float64)
+    exact = np.clip(v * np.clip(v + 3, 0, 6) / out_scale, -128, 127)
+    # One output rounding, plus the gate's bounds rounded to the input grid (≤ half a step).
+    gate_error = np.abs(v).max() * 0.5 * in_scale / out_scale
+    assert np.abs(ref - exact).max() <= 0.5 + gate_error + 1e-3
 
 
 def test_gelu_int_shapes():

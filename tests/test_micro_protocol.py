@@ -90,6 +90,7 @@ def test_c_header_matches_python():
         "MCUF_REQ_INFO": proto.REQ_INFO,
         "MCUF_REQ_INFER": proto.REQ_INFER,
         "MCUF_REQ_EXIT": proto.REQ_EXIT,
+        "MCUF_REQ_PROFILE": proto.REQ_PROFILE,
         "MCUF_REPLY_FLAG": proto.REPLY_FLAG,
         "MCUF_ERROR": proto.ERROR,
         "MCUF_ERR_CRC": proto.ERR_CRC,

@@ -10,7 +10,6 @@ with the size parser, the artifact reader and the model loaders.
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 import struct

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compile", help="compile a model to a C artifact (.tar)")
-    p.add_argument("model", help="model file: torch.export program (.pt2) or ONNX (.onnx)")
+    p.add_argument("model", help="model file: .pt2 (torch.export), .onnx or .tflite")
     p.add_argument("-o", "--output", required=True, help="artifact path (.tar)")
     p.add_argument("--board", default=DEFAULT_BOARD, choices=sorted(BOARDS))
     p.add_argument("--sram", help="SRAM budget, e.g. 320KiB (default: the board's)")
@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantize", default="int8", choices=["int8", "none"], help="int8 (default) or float"
     )
     p.add_argument(
-        "--calib", help="calibration data: digits, mnist5k, imagefolder:PATH or FILE.npz"
+        "--calib",
+        help="calibration data: digits, mnist5k, imagefolder:PATH or FILE.npz "
+        "(not needed for a fully-int8 .tflite: its own scales are used)",
     )
     p.add_argument("--calib-samples", type=int, default=256, help="calibration images (256)")
     p.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile"])

@@ -56,12 +56,15 @@ class CompileOptions:
     token_overwrite: bool = True
     decompose_patch: bool = True
     patch_field: int = DEFAULT_PATCH_FIELD
+    schedule_kernels: bool = True  # tiled dual-MAC schedules of the int8 dense kernels
     quantize: str = "int8"  # one of lowering.pipeline.QUANTIZE_MODES
     calibration: np.ndarray | None = None  # int8: model inputs stacked on axis 0
     quant: QuantConfig = field(default_factory=QuantConfig)
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` for an option no compilation could use (checked before any work)."""
+    def validate(self, model: ImportedModel) -> None:
+        """Raise ``ValueError`` for an option no compilation of ``model`` could use (checked
+        before any work). Without calibration data, int8 needs ``model`` to carry its file's
+        ranges (a fully-int8 ``.tflite``)."""
         get_board(self.board)
         if self.planner not in ALGORITHMS:
             raise ValueError(
@@ -69,10 +72,11 @@ class CompileOptions:
             )
         if self.quantize not in QUANTIZE_MODES:
             raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}")
-        if self.quantize == "int8" and self.calibration is None:
+        if self.quantize == "int8" and self.calibration is None and not model.has_file_ranges:
             raise ValueError(
                 "int8 quantization needs calibration data: pass --calib DATASET "
-                "(digits, mnist5k, imagefolder:PATH or FILE.npz), or --quantize none to keep float"
+                "(digits, mnist5k, imagefolder:PATH or FILE.npz), give a fully-int8 .tflite, "
+                "or --quantize none to keep float"
             )
 
     def pipeline(self, progress: bool = False):
@@ -84,6 +88,7 @@ class CompileOptions:
             token_overwrite=self.token_overwrite,
             decompose_patch=self.decompose_patch,
             patch_field=self.patch_field,
+            schedule_kernels=self.schedule_kernels,
             build_vm=False,
             progress=progress,
         )
@@ -193,8 +198,8 @@ def _quant_report(opts: CompileOptions) -> dict | None:
     q = opts.quant
     return {
         "scheme": "int8 symmetric: per-output-channel weights, per-tensor activations",
-        "calibration": q.calibration,
-        "calibration_samples": len(opts.calibration),
+        "calibration": q.calibration if opts.calibration is not None else "model file",
+        "calibration_samples": 0 if opts.calibration is None else len(opts.calibration),
         "gelu": q.gelu,
         "layernorm": q.layernorm,
         "softmax": q.softmax,
@@ -257,10 +262,10 @@ def compile_model(
 ) -> Artifact:
     """Compile ``model`` (an :class:`ImportedModel` or a model file) into an :class:`Artifact`."""
     opts = options or CompileOptions()
-    opts.validate()
-    board, _, _ = opts.resolve()
     float_model = model if isinstance(model, ImportedModel) else import_model(model)
-    if opts.quantize == "int8":
+    opts.validate(float_model)
+    board, _, _ = opts.resolve()
+    if opts.quantize == "int8" and opts.calibration is not None:
         opts.calibration = check_calibration(float_model, opts.calibration)
     planned = plan_model(float_model, opts, progress=True)
     lowered, program, plan, memory = planned.lowered, planned.program, planned.plan, planned.memory
@@ -276,6 +281,7 @@ def compile_model(
     files = {
         "codegen/host/include/mcuformer_model.h": emit_header(program, plan, len(weights.blob)),
         "codegen/host/include/mcuformer_math.h": _runtime_file("mcuformer_math.h"),
+        "codegen/host/include/mcuformer_simd.h": _runtime_file("mcuformer_simd.h"),
         "codegen/host/src/mcuformer_model.c": emit_driver(program, plan, weights),
         "codegen/host/src/mcuformer_kernels.c": emit_c(program.kernels),
         "codegen/host/src/mcuformer_math.c": _runtime_file("mcuformer_math.c"),

@@ -40,6 +40,7 @@ def _strip_runtime(source: str) -> str:
         "#include <stdint.h>",
         "#include <stdbool.h>",
         '#include "mcuformer_math.h"',
+        '#include "mcuformer_simd.h"',
         "#ifndef TVM_DLL",
         "#define TVM_DLL",
         "#endif",

@@ -1,7 +1,8 @@
 """Import a trained model file into a Relax IRModule.
 
 The frontend dispatches on the file type so that more formats can join:
-``.pt2`` (``torch.export``) and ``.onnx`` today.
+``.pt2`` (``torch.export``), ``.onnx`` and ``.tflite`` (float or fully-int8, with the
+file's own quantization ranges) today.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ def import_model(path: str | Path) -> ImportedModel:
         from .onnx import import_onnx
 
         mod = import_onnx(path)
+    elif suffix == ".tflite":
+        from .tflite import import_tflite
+
+        mod = import_tflite(path)
     else:
         raise ValueError(
             f"cannot import {str(path)!r}: unknown model type {suffix!r}; "
-            "give a torch.export program (.pt2) or an ONNX model (.onnx)"
+            "give a torch.export program (.pt2), an ONNX model (.onnx) or a TFLite model (.tflite)"
         )
     return ImportedModel.from_module(mod, source=repr(str(path)))

@@ -9,6 +9,11 @@ from tvm import relax
 
 from ..tensor_spec import TensorSpec
 
+TENSOR_RANGES_ATTR = "mcuformer.tensor_ranges"
+"""Attribute of ``main`` set by a frontend whose file carries its own quantization (an int8
+``.tflite``): ``{relax.Var: max |x|}`` for the tensors the file quantizes. Quantization uses
+these ranges instead of calibration."""
+
 
 def _tensor_spec(name: str, ty, where: str) -> TensorSpec:
     """The spec of a static-shape tensor; ``ValueError`` naming ``where`` otherwise."""
@@ -45,3 +50,9 @@ class ImportedModel:
             _tensor_spec(f"output{i}", t, f"{source}: output {i}") for i, t in enumerate(rets)
         ]
         return cls(mod, inputs, outputs, source)
+
+    @property
+    def has_file_ranges(self) -> bool:
+        """Whether the model file gave the ranges of its tensors (:data:`TENSOR_RANGES_ATTR`)."""
+        attrs = self.mod["main"].attrs
+        return attrs is not None and TENSOR_RANGES_ATTR in attrs

@@ -6,9 +6,13 @@ passes (registered as the TIR pipeline ``mcuformer_c``) without the
 packed-API/host-device passes and rewrites every function so that
 
 * each buffer parameter becomes a plain typed pointer (``float* A``), and
-* each allocation the kernel makes (reduction temporaries and the like) is
-  lifted into an extra pointer parameter, a *workspace* the planner places in
-  the arena: a microcontroller stack cannot hold them.
+* each allocation the kernel makes (reduction temporaries and the like) larger
+  than :data:`STACK_ALLOC_LIMIT` bytes is lifted into an extra pointer
+  parameter, a *workspace* the planner places in the arena: a microcontroller
+  stack cannot hold them. Smaller ones (a scalar accumulator, a register tile)
+  stay C locals, which the C compiler keeps in registers; they cost at most
+  that many bytes of stack per kernel, inside the stack reserve the compiler
+  budgets and the firmware measures (painted stack).
 
 The rewrite goes through TVMScript (print, edit the signature and allocation
 statements, parse back): TVM 0.27 exposes no TIR mutator to Python. A kernel
@@ -29,6 +33,7 @@ from tvm import s_tir, tirx
 from ..schedules.token_overwrite import TOKEN_OVERWRITE_ATTR
 
 KERNEL_PREFIX = "mcuformer_k_"
+STACK_ALLOC_LIMIT = 64  # bytes: kernel-local allocations up to this size stay on the stack
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def register_tir_pipeline() -> None:
     tirx.register_tir_pipeline(TIR_PIPELINE_NAME, unpacked_c_pipeline)
 
 
-_ALLOC_RE = re.compile(r"^(\s*)(\w+) = T\.alloc_buffer\((\([^)]*\))(.*)\)$")
+_ALLOC_RE = re.compile(r"^(\s*)(\w+) = T\.alloc_(?:buffer|local)\((\([^)]*\))(.*)\)$")
 _DTYPE_RE = re.compile(r'^\s*,\s*(?:dtype=)?"([^"]+)"|dtype="([^"]+)"')
 _C_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "float32", "bool")
 TVMSCRIPT_DEFAULT_DTYPE = "float32"  # what ``T.alloc_buffer(shape)`` without a dtype means
@@ -136,6 +141,14 @@ def _unpack(name: str, symbol: str, func: tirx.PrimFunc) -> CKernel:
                     f"cannot be a workspace; supported: {', '.join(_C_DTYPES)}"
                 )
             ws = Workspace(f"{buf}_ws", dtype, _shape_elements(shape))
+            if ws.nbytes <= STACK_ALLOC_LIMIT:  # a C local array (the C target knows no scopes)
+                body.append(f'{indent}{buf} = T.alloc_buffer(({ws.elements},), "{dtype}")')
+                # Zeroed first: the kernel's own init sits behind a loop test the C compiler
+                # cannot see through (a -Wmaybe-uninitialized false positive otherwise).
+                zero = "T.bool(False)" if dtype == "bool" else f'T.Cast("{dtype}", 0)'
+                body.append(f"{indent}for {buf}_z in range({ws.elements}):")
+                body.append(f"{indent}    {buf}[{buf}_z] = {zero}")
+                continue
             workspaces.append(ws)
             line = f'{indent}{buf} = T.decl_buffer({shape}, "{dtype}", data={ws.name})'
         view = _VIEW_RE.match(line)

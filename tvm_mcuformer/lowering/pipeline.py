@@ -22,8 +22,10 @@ import tvm
 from tvm import relax
 
 from ..quantize import QuantConfig, QuantizeInt8
+from ..quantize.passes import FROM_FILE
 from ..relax_passes import DecomposePatchEmbedding
 from ..schedules import AutoInline
+from ..schedules.dense import ScheduleDense
 from ..schedules.token_overwrite import TokenOverwrite
 from .kernels import register_tir_pipeline
 
@@ -33,14 +35,19 @@ DEFAULT_PATCH_FIELD = 4
 
 
 def lowering_passes(
-    token_overwrite: bool = True, decompose_patch: bool = True, field: int = DEFAULT_PATCH_FIELD
+    token_overwrite: bool = True,
+    decompose_patch: bool = True,
+    field: int = DEFAULT_PATCH_FIELD,
+    schedule_kernels: bool = True,
 ) -> list[tvm.transform.Pass]:
     """The passes after quantization: legalize, fuse, schedule, keep reshapes as views.
 
     ``token_overwrite`` schedules row-wise kernels with a one-row scratch so that
     the planner may write their outputs over their inputs. ``decompose_patch``
     first rewrites the int8 patch-embedding conv into ``field``×``field``
-    sub-convolutions (:class:`DecomposePatchEmbedding`).
+    sub-convolutions (:class:`DecomposePatchEmbedding`). ``schedule_kernels``
+    gives the int8 dense kernels their tiled dual-MAC schedule
+    (:class:`~tvm_mcuformer.schedules.dense.ScheduleDense`); off, they stay plain loops.
     """
     return [
         *([DecomposePatchEmbedding(field)] if decompose_patch else []),
@@ -51,6 +58,7 @@ def lowering_passes(
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
+        *([ScheduleDense] if schedule_kernels else []),
         AutoInline,
         *([TokenOverwrite] if token_overwrite else []),
         relax.transform.RewriteDataflowReshape(),
@@ -67,23 +75,28 @@ def get_pipeline(
     patch_field: int = DEFAULT_PATCH_FIELD,
     build_vm: bool = True,
     progress: bool = False,
+    schedule_kernels: bool = True,
 ) -> tvm.transform.Pass:
     """The ``mcuformer`` pipeline with these options (what ``compile`` runs, ``build_vm=False``).
 
     ``quantize``: ``"none"`` (the module as given: float, or already integer),
-    ``"int8"`` (calibrate on ``calibration``, model inputs stacked on axis 0)
+    ``"int8"`` (calibrate on ``calibration``, model inputs stacked on axis 0;
+    ``None``: the ranges an int8 ``.tflite`` carries)
     or ``"int8-layout"`` (the integer kernels with placeholder scales: exact
     memory without calibration, for the architecture search).
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
-    if quantize == "int8" and calibration is None:
-        raise ValueError("quantize='int8' needs calibration samples")
     passes = []
     if quantize != "none":
         samples = calibration if quantize == "int8" else None
+        if quantize == "int8" and calibration is None:
+            samples = FROM_FILE  # the module must carry its file's ranges
         passes.append(QuantizeInt8(samples, quant_config, progress))
-    passes += lowering_passes(token_overwrite, decompose_patch, patch_field)
+    # The dense schedule calls C micro-kernels (codegen/runtime/mcuformer_simd.h) that a
+    # VM build cannot link: the VM runs the plain loops, which compute the same integers.
+    schedule = schedule_kernels and not build_vm
+    passes += lowering_passes(token_overwrite, decompose_patch, patch_field, schedule)
     if build_vm:
         passes.append(relax.pipeline.default_build_pipeline())
     return tvm.transform.Sequential(passes, name=PIPELINE_NAME)

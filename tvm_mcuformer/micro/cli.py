@@ -123,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
         f"{acc['device_equals_host']}{per_inference}, peak SRAM "
         f"{report['memory']['measured']['peak_sram_bytes']} B; report {args.report}"
     )
+    if args.profile:
+        print(profile_table(lat))
     return 0
 
 
@@ -138,6 +140,23 @@ def _positive(kind: type) -> object:
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def profile_table(latency: dict) -> str:
+    """The per-op breakdown of a report's ``latency`` as a text table (``run --profile``)."""
+    rows = latency.get("per_op") or []
+    counter = latency.get("counter")
+    if not rows or counter is None:
+        return "no per-op profile: the device counts nothing (host build?)"
+    total = sum(r["count"] for r in rows) or 1
+    width = max(len(str(r["kernel"])) for r in rows)
+    lines = [f"{'#':>4}  {'kernel':<{width}}  {counter:>12}  share"]
+    for r in rows:
+        lines.append(
+            f"{r['call']:>4}  {str(r['kernel']):<{width}}  {r['count']:>12,}  "
+            f"{100 * r['count'] / total:5.1f}%"
+        )
+    return "\n".join(lines)
 
 
 def _device_options(parser: argparse.ArgumentParser) -> None:
@@ -203,6 +222,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume",
         action="store_true",
         help="continue an interrupted run from REPORT.partial (kept while a run is going)",
+    )
+    run.add_argument(
+        "--profile", action="store_true", help="print the per-op latency (counter per kernel call)"
     )
     _device_options(run)
     run.set_defaults(func=_run)

@@ -197,6 +197,27 @@ def _latency_report(counter: str | None, counts: np.ndarray, macs: int | None) -
     return report
 
 
+def per_op_latency(profile: list[int], ops: list[dict]) -> list[dict]:
+    """Counter per kernel call of the last inference, from the firmware's cumulative marks.
+
+    ``ops`` is the artifact's per-call metadata (kernel name, outputs); one row per call:
+    ``{"call", "kernel", "outputs", "count"}``.
+    """
+    rows, previous = [], 0
+    for i, mark in enumerate(profile):
+        op = ops[i] if i < len(ops) else {}
+        rows.append(
+            {
+                "call": i,
+                "kernel": op.get("kernel"),
+                "outputs": op.get("outputs", []),
+                "count": mark - previous,
+            }
+        )
+        previous = mark
+    return rows
+
+
 def evaluate(
     project_dir: str | Path,
     inputs: dict[str, np.ndarray] | np.ndarray,
@@ -260,6 +281,11 @@ def evaluate(
                     rate = (done - resumed_at) / (time.monotonic() - start)
                     print(f"run: {done}/{n} samples, {rate:.0f}/s", file=sys.stderr, flush=True)
             counter, device_name = device.info.counter, device.name
+            profile = []
+            if counter is not None and n:
+                if resumed_at == n:  # every sample was journaled: rerun the last for its profile
+                    device.infer(frames[-1])
+                profile = device.request_profile()
     finally:
         log.close()
     wall = time.monotonic() - start
@@ -288,6 +314,7 @@ def evaluate(
         "memory": _memory_report(project, stack_used),
         "latency": {
             **_latency_report(counter, counts, project.metadata.get("macs")),
+            "per_op": per_op_latency(profile, project.metadata.get("ops", [])),
             "wall_seconds": wall,
             "inferences_per_second_host": (n - resumed_at) / wall if wall > 0 else None,
         },

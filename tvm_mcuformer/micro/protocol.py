@@ -24,6 +24,7 @@ CRC_BYTES = 4
 REQ_INFO = 0x01
 REQ_INFER = 0x02
 REQ_EXIT = 0x03
+REQ_PROFILE = 0x04  # reply: one u64 counter value after each kernel call of the last INFER
 REPLY_FLAG = 0x80
 ERROR = 0x7F
 
@@ -166,6 +167,13 @@ def parse_info(payload: bytes) -> Info:
     if counter not in COUNTER_NAMES:
         raise ProtocolError(f"INFO reply names unknown counter kind {counter}")
     return Info(version, n_in, n_out, arena, stack, COUNTER_NAMES[counter])
+
+
+def parse_profile(payload: bytes) -> list[int]:
+    """Decode a PROFILE reply: the counter after each kernel call, from the inference's start."""
+    if len(payload) % 8:
+        raise ProtocolError(f"PROFILE reply of {len(payload)} bytes is not whole u64 counts")
+    return list(struct.unpack(f"<{len(payload) // 8}Q", payload))
 
 
 def parse_infer(payload: bytes, output_bytes: int) -> InferResult:

@@ -36,6 +36,7 @@ _READ_CHUNK = 65536
 # Bytes skipped looking for a frame start before the link is declared out of sync (a boot
 # banner is far shorter; 64 KiB is ~6 s of garbage on a 115200-baud UART).
 RESYNC_LIMIT = 64 * 1024
+MAX_PROFILED_CALLS = 1 << 16  # bounds a PROFILE reply (one u64 per kernel call)
 
 
 class DeviceError(MicroError):
@@ -224,6 +225,15 @@ class Session:
         if self.info is None:
             raise DeviceError(f"{self.name}: request INFO before running inferences")
         return proto.parse_infer(self.receive(proto.REQ_INFER, seq), self.info.output_bytes)
+
+    def request_profile(self) -> list[int]:
+        """The counter after each kernel call of the last inference (PROFILE), cumulative."""
+        seq = self.send(proto.REQ_PROFILE)
+        limit, self.max_payload = self.max_payload, 8 * MAX_PROFILED_CALLS
+        try:
+            return proto.parse_profile(self.receive(proto.REQ_PROFILE, seq))
+        finally:
+            self.max_payload = limit
 
     def infer(self, data: bytes) -> proto.InferResult:
         """Run one inference and return its result."""

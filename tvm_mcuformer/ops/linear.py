@@ -2,6 +2,9 @@
 
 * ``matmul_int(a [..., M, K], b [..., K, N])`` → int32 ``Σ_k a·b``; batch dims
   broadcast like ``relax.matmul`` / numpy (a 2-D ``b`` is the weight case).
+* ``dense_int(a [..., M, K], w [N, K])`` → int32 ``Σ_k a·w``: the constant-weight
+  matmul with the weight stored as the kernel reads it (row ``n`` = output channel
+  ``n``'s K weights, contiguous), ``matmul_int(a, w.T)`` bit for bit.
 * ``conv2d_int_ref(x NCHW, w OIHW, stride, padding)``: the numpy reference of an int8
   ``relax.nn.conv2d`` into int32 (groups = 1), which TVM legalizes (patch embeddings
   are decomposed instead: :mod:`tvm_mcuformer.relax_passes.patch_embed`).
@@ -64,6 +67,24 @@ def matmul_int(a: te.Tensor, b: te.Tensor) -> te.Tensor:
 def matmul_int_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Numpy twin of :func:`matmul_int`."""
     return np.matmul(np.asarray(a).astype(np.int32), np.asarray(b).astype(np.int32))
+
+
+def dense_int(a: te.Tensor, w: te.Tensor) -> te.Tensor:
+    """int32 ``a [..., M, K] @ w [N, K]ᵀ`` of int8 operands (a constant weight, N×K rows)."""
+    a_shape, w_shape = _static_shape(a), _static_shape(w)
+    if len(a_shape) < 2 or len(w_shape) != 2 or a_shape[-1] != w_shape[1]:
+        raise ValueError(f"dense_int shapes {a_shape} x {w_shape} do not match")
+    k = te.reduce_axis((0, a_shape[-1]), name="k")
+
+    def body(*i: tirx.PrimExpr) -> tirx.PrimExpr:
+        return te.sum(a[(*i[:-1], k)].astype("int32") * w[i[-1], k].astype("int32"), axis=k)
+
+    return te.compute((*a_shape[:-1], w_shape[0]), body, name="dense_int")
+
+
+def dense_int_ref(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Numpy twin of :func:`dense_int`."""
+    return matmul_int_ref(a, np.asarray(w).T)
 
 
 def _conv_geometry(

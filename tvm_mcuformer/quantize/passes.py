@@ -1,7 +1,10 @@
 """Integer-only int8 quantization as one Relax module pass.
 
-:func:`QuantizeInt8` runs recognize → calibrate → integerize on ``main``: the
-float patterns of GeLU/LayerNorm/softmax become composites
+:func:`QuantizeInt8` runs fold → recognize → calibrate → integerize on ``main``:
+what does not depend on the input (class tokens, position embeddings, masks)
+becomes constants (:mod:`tvm_mcuformer.relax_passes.fold`), SDPA's masked-row
+guard goes (:mod:`tvm_mcuformer.relax_passes.softmax_guard`), the float
+patterns of GeLU/SiLU/hard-swish/LayerNorm/softmax become composites
 (:mod:`tvm_mcuformer.relax_passes.recognize`), their tensors' ranges are
 measured on calibration samples (or set to 1.0 without samples: the integer
 *layout*, whose kernels and memory are those of the calibrated model), and the
@@ -15,13 +18,19 @@ from __future__ import annotations
 import numpy as np
 import tvm
 
+from ..frontend.model import TENSOR_RANGES_ATTR
+from ..relax_passes.fold import FoldInputIndependent
 from ..relax_passes.recognize import recognize_all
+from ..relax_passes.softmax_guard import RemoveSoftmaxGuard
 from .calibrate import calibrate
 from .config import QuantConfig
+from .file_ranges import file_ranges
 from .integerize import integerize
 
 INPUT_SCALES_ATTR = "mcuformer.input_scales"
 OUTPUT_SCALES_ATTR = "mcuformer.output_scales"
+FROM_FILE = "file"
+"""``calibration`` value meaning: the ranges the model file gives, no calibration."""
 
 
 class _UnitRanges(dict):
@@ -30,21 +39,38 @@ class _UnitRanges(dict):
 
 
 def QuantizeInt8(  # noqa: N802 - named like TVM's pass constructors
-    calibration: np.ndarray | None,
+    calibration: np.ndarray | str | None,
     config: QuantConfig | None = None,
     progress: bool = False,
 ) -> tvm.transform.Pass:
     """The quantization pass: float ``main`` → integer-only int8 ``main``.
 
-    ``calibration``: model inputs stacked on axis 0, or ``None`` for the integer
-    layout (every range 1.0; outputs meaningless, memory exact).
+    ``calibration``: model inputs stacked on axis 0, ``None`` for the integer
+    layout (every range 1.0; outputs meaningless, memory exact), or
+    :data:`FROM_FILE`. Whatever it is, a module whose file gave its own ranges
+    (``TENSOR_RANGES_ATTR``, an int8 ``.tflite``) is quantized with those.
     """
     config = config or QuantConfig()
 
     @tvm.transform.module_pass(opt_level=0, name="mcuformer.QuantizeInt8")
     def quantize(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        recognized = recognize_all(mod)
-        if calibration is None:
+        attrs = mod["main"].attrs
+        if attrs is not None and TENSOR_RANGES_ATTR in attrs:
+            # A file with its own ranges (int8 .tflite): its variables key the ranges,
+            # so recognise it as it is (its converter already folded constants).
+            prepared = mod
+        else:
+            prepared = RemoveSoftmaxGuard()(FoldInputIndependent()(mod))
+        recognized = recognize_all(prepared)
+        ranges = file_ranges(mod, recognized)
+        if ranges is not None:
+            pass
+        elif isinstance(calibration, str):
+            raise ValueError(
+                "int8 quantization needs calibration data (--calib) unless the model file "
+                "carries its own quantization (a fully-int8 .tflite)"
+            )
+        elif calibration is None:
             ranges = _UnitRanges()
         else:
             ranges = calibrate(recognized, calibration, config.calibration, progress=progress)

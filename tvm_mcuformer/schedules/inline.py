@@ -13,6 +13,8 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
 
+from .dense import SCHEDULED_ATTR
+
 
 def inline_elementwise(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Return ``func`` with every inlinable block inlined (compute or reverse).
@@ -47,10 +49,10 @@ def _fuse_epilogues(sch: s_tir.Schedule, blocks: list) -> None:
 
 @tvm.transform.module_pass(opt_level=0, name="mcuformer.AutoInline")
 def AutoInline(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:  # noqa: N802
-    """Apply :func:`inline_elementwise` to every PrimFunc of ``mod``."""
+    """Apply :func:`inline_elementwise` to every PrimFunc of ``mod`` not scheduled already."""
     updated = {}
     for gv, func in mod.functions.items():
-        if isinstance(func, tirx.PrimFunc):
+        if isinstance(func, tirx.PrimFunc) and not (func.attrs and SCHEDULED_ATTR in func.attrs):
             updated[gv] = inline_elementwise(func)
     for gv, func in updated.items():
         mod[gv] = func

@@ -10,6 +10,10 @@
 #include "mcuformer_protocol.h"
 #include "platform.h"
 
+#ifndef MCUFORMER_KERNEL_CALLS /* a model header without the per-op profile */
+#define MCUFORMER_KERNEL_CALLS 0
+#endif
+
 #define SMALL_PAYLOAD_BYTES 16u
 #define RX_BYTES \
   (MCUFORMER_INPUT_BYTES > SMALL_PAYLOAD_BYTES ? MCUFORMER_INPUT_BYTES : SMALL_PAYLOAD_BYTES)
@@ -93,6 +97,24 @@ static void serve_info(uint32_t seq) {
   send_frame(MCUF_REQ_INFO | MCUF_REPLY_FLAG, seq, payload, sizeof payload, 0, 0);
 }
 
+/* The counter after each kernel call of the last inference (the driver calls the mark). */
+static uint64_t profile[MCUFORMER_KERNEL_CALLS > 0 ? MCUFORMER_KERNEL_CALLS : 1];
+
+void mcuformer_profile_mark(uint32_t call) {
+  if (call < MCUFORMER_KERNEL_CALLS) profile[call] = platform_counter_stop();
+}
+
+static void serve_profile(uint32_t seq) {
+  uint8_t payload[8];
+  uint8_t all[MCUFORMER_KERNEL_CALLS > 0 ? 8u * MCUFORMER_KERNEL_CALLS : 1];
+  for (uint32_t i = 0; i < MCUFORMER_KERNEL_CALLS; i++) {
+    put_u32(payload, (uint32_t)profile[i]);
+    put_u32(payload + 4, (uint32_t)(profile[i] >> 32));
+    for (uint32_t j = 0; j < 8u; j++) all[8u * i + j] = payload[j];
+  }
+  send_frame(MCUF_REQ_PROFILE | MCUF_REPLY_FLAG, seq, all, 8u * MCUFORMER_KERNEL_CALLS, 0, 0);
+}
+
 static void serve_infer(uint32_t seq) {
   uint8_t head[16];
   platform_counter_start();
@@ -131,10 +153,13 @@ int main(void) {
       serve_info(seq);
     } else if (type == MCUF_REQ_INFER && len == MCUFORMER_INPUT_BYTES) {
       serve_infer(seq);
+    } else if (type == MCUF_REQ_PROFILE && len == 0) {
+      serve_profile(seq);
     } else if (type == MCUF_REQ_EXIT && len == 0) {
       send_frame(MCUF_REQ_EXIT | MCUF_REPLY_FLAG, seq, 0, 0, 0, 0);
       platform_exit(MCUF_EXIT_OK);
-    } else if (type == MCUF_REQ_INFO || type == MCUF_REQ_INFER || type == MCUF_REQ_EXIT) {
+    } else if (type == MCUF_REQ_INFO || type == MCUF_REQ_INFER || type == MCUF_REQ_EXIT ||
+               type == MCUF_REQ_PROFILE) {
       send_error(seq, MCUF_ERR_LENGTH);
     } else {
       send_error(seq, MCUF_ERR_TYPE);

@@ -31,6 +31,7 @@
 #define MCUF_REQ_INFO 0x01u
 #define MCUF_REQ_INFER 0x02u
 #define MCUF_REQ_EXIT 0x03u
+#define MCUF_REQ_PROFILE 0x04u /* reply: u64 count after each kernel call of the last INFER */
 #define MCUF_REPLY_FLAG 0x80u
 #define MCUF_ERROR 0x7Fu
 
