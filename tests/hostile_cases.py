@@ -129,7 +129,7 @@ def cases() -> list[Case]:
                 "empty": "is empty",
                 "pt2": "as a torch.export program",
                 "onnx": "as an ONNX model",
-                "tflite": "unknown model type '.tflite'",
+                "tflite": "as a TFLite model",
             }["empty" if kind == "empty" else suffix]
             out.append(
                 Case(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import tvm
@@ -35,4 +37,12 @@ def import_onnx(path: Path) -> tvm.IRModule:
                 f"{str(path)!r}: input {value.name!r} has dynamic shape ({shown}): export the "
                 "model with a fixed input shape (no dynamic_axes)"
             )
-    return from_onnx(model, keep_params_in_input=False)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # TVM prints the failing op's inputs
+            return from_onnx(model, keep_params_in_input=False)
+    except Exception as err:  # the converter raises several types on odd graphs
+        reason = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"cannot import {str(path)!r} as an ONNX model ({type(err).__name__}: {reason[:200]}):"
+            " export it again, or the graph uses an operator form the importer does not map"
+        ) from None
