@@ -217,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt as err:
-        if in_main_thread:  # the cleanup has run; do not cut the message short
+        if in_main_thread:  # the cleanup has run: a repeated signal must not kill the exit
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if verbose:
             traceback.print_exc()
         sigterm = isinstance(err, Terminated)
