@@ -61,24 +61,20 @@ def ablation_int8(d: dict) -> list[str]:
 
 
 def memory_ablation(d: dict) -> list[str]:
-    keys = (
-        "planned_arena_bytes",
-        "lower_bound_bytes",
-        "tvm_static_plan_bytes",
-        "naive_bytes",
-        "paper_m_bytes",
-    )
+    keys = ("planned_arena_bytes", "lower_bound_bytes", "io_bytes", "required_sram_bytes")
+    keys += ("tvm_static_plan_bytes", "paper_m_bytes")
     rows = [
         [
-            str(r["tokens"]),
-            "on" if r["decomposition"] else "off",
-            "on" if r["token_overwrite"] else "off",
-            *(_b(r[k]) for k in keys),
+            f"{r['model']} ({r['tokens']} tok)",
+            r["variant"],
+            *(_b(r[k]) for k in keys[:3]),
+            f"**{_b(r['required_sram_bytes'])}**" if r["variant"] == "all on" else _b(r[keys[3]]),
+            *(_b(r[k]) for k in keys[4:]),
         ]
         for r in d["rows"]
     ]
-    header = ["tokens", "decomposition", "token overwrite", "arena", "lower bound"]
-    return _table([*header, "TVM static plan", "naive", "paper M"], rows)
+    header = ["model", "variant", "arena", "lower bound", "I/O outside arena + frames"]
+    return _table([*header, "required SRAM", "TVM static plan", "paper M"], rows)
 
 
 def search_vs_baselines(d: dict) -> list[str]:

@@ -101,3 +101,26 @@ def host_run(artifact: Path, workdir: Path, inputs: np.ndarray, out_dtype) -> np
     )
     out = subprocess.run([str(exe)], input=inputs.tobytes(), capture_output=True, check=True)
     return np.frombuffer(out.stdout, dtype=out_dtype).reshape(len(inputs), -1)
+
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def import_bench(name: str):
+    """Import ``bench/NAME.py`` and return it, leaving no bench module under its plain name in
+    ``sys.modules`` (``kernels``, ``tables`` are also names of PyPI packages other code imports).
+    """
+    import importlib
+    import sys
+
+    before = set(sys.modules)
+    sys.path.insert(0, str(BENCH))
+    try:
+        module = importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
+        for added in set(sys.modules) - before:
+            origin = getattr(sys.modules[added], "__file__", None) or ""
+            if origin.startswith(str(BENCH)):
+                del sys.modules[added]
+    return module

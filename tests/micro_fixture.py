@@ -5,8 +5,8 @@
 - input ``x``: float32 ``[1, 1, side, side]`` (default 4); output ``logits``: float32
   ``[1, N_OUT]``;
 - ``x[0]`` is a spin count: on Arm an inline-asm loop ``subs; bne`` runs exactly
-  ``2 * int(x[0])`` instructions (the instruction-counter calibration), a plain loop on the
-  host;
+  ``2 * int(x[0])`` instructions (the instruction-counter calibration, in
+  ``mcuformer_invoke``), a plain loop on the host;
 - ``logits[j] = exp(-|s_j|) + sqrtf(|s_j|) + 0.25 * s_j`` with ``s_j`` a weighted sum of
   ``x[1:]`` computed through the static arena. Like the compiler, the model brings its own
   ``exp`` (glibc's and newlib's ``expf`` differ in the last bit); ``sqrtf`` is correctly
@@ -32,6 +32,9 @@ _HEADER = """\
 #define MCUFORMER_INPUT_BYTES {input_bytes}
 #define MCUFORMER_OUTPUT_BYTES {output_bytes}
 #define MCUFORMER_ARENA_BYTES {arena_bytes}
+void* mcuformer_input(void);
+void* mcuformer_output(void);
+int32_t mcuformer_invoke(void);
 int32_t mcuformer_run(const void* input, void* output);
 #endif
 """
@@ -95,10 +98,22 @@ static float hog(float seed) {{ return seed; }}
 /* An undefined instruction: a precise fault whose PC the firmware must report. */
 __attribute__((noinline, used)) static void toy_trap(void) {{ __builtin_trap(); }}
 
+static float outputs[N_OUT] __attribute__((aligned(16)));
+
+void* mcuformer_input(void) {{ return mcuformer_arena; }}
+
+void* mcuformer_output(void) {{ return outputs; }}
+
 int32_t mcuformer_run(const void* input, void* output) {{
+  memcpy(mcuformer_input(), input, MCUFORMER_INPUT_BYTES);
+  int32_t status = mcuformer_invoke();
+  memcpy(output, mcuformer_output(), MCUFORMER_OUTPUT_BYTES);
+  return status;
+}}
+
+int32_t mcuformer_invoke(void) {{
   float* x = (float*)mcuformer_arena;
-  float* y = (float*)output;
-  memcpy(x, input, MCUFORMER_INPUT_BYTES);
+  float* y = outputs;
   if (x[0] == -7.0f) toy_trap();
   spin(x[0] > 0.0f && x[0] < 4e9f ? (uint32_t)x[0] : 0u);
   for (int j = 0; j < N_OUT; j++) {{

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from tvm_mcuformer.ops import (
 from tvm_mcuformer.ops.fixed_point import HI_WORD_MIN_SHIFT
 from tvm_mcuformer.schedules.dense import micro_kernel_name
 
-from .conftest import load_c_kernels
+from .conftest import import_bench, load_c_kernels
 from .test_integer_ops import int8_rows, int32_extremes, run_te
 
 RUNTIME = Path(tvm_mcuformer.codegen.__file__).parent / "runtime"
@@ -146,11 +145,7 @@ def test_scheduled_dense_c_equals_numpy(n, reals, tmp_path):
 
 
 def test_scheduled_linear_on_qemu_equals_host_and_is_faster():
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import kernels as bench  # bench/kernels.py: the same compile → QEMU path
-    finally:
-        sys.path.pop(0)
+    bench = import_bench("kernels")  # bench/kernels.py: the same compile → QEMU path
     torch.manual_seed(0)
     model, shape = bench.Linear(64, 32), (1, 8, 64)
     rows = {}

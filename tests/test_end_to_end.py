@@ -86,4 +86,4 @@ def test_vit_runs_on_qemu_and_equals_host_build(
         ).stdout
         floaty = re.findall(r"\b(__aeabi_[fd]\w*|expf|sqrtf|erff|tanhf|logf)\b", symbols)
         assert floaty == [], floaty
-        assert "mcuformer_run" in symbols
+        assert "mcuformer_invoke" in symbols

@@ -102,9 +102,9 @@ def test_instruction_count_calibration(an500):
         text=True,
         check=True,
     ).stdout
-    body = disassembly.split("<mcuformer_run>:")[1].split("\n\n")[0]
+    body = disassembly.split("<mcuformer_invoke>:")[1].split("\n\n")[0]
     loop = re.search(r"\n\s*([0-9a-f]+):[^\n]*\tsubs\t(r\d+), #1\n[^\n]*\tbne\.n\t\1 ", body)
-    assert loop, "calibration loop is not `subs rN, #1; bne` in mcuformer_run"
+    assert loop, "calibration loop is not `subs rN, #1; bne` in mcuformer_invoke"
 
     spins = [0, 1000, 100_000, 1_000_000, 0]
     with start_qemu(an500 / "build" / "firmware.elf", "mps2-an500", TIMEOUT) as qemu:

@@ -52,10 +52,10 @@ def test_token_overwrite_places_outputs_over_dead_inputs(int8_program):
     plan = plan_arena(program)
     assert len(plan.inplace) >= 4  # qkv, proj, fc1, fc2 (and the GeLU)
     row_wise = " ".join(c.kernel.name for c in program.calls if c.kernel.token_overwrite)
-    for kind in ("matmul_int", "layernorm_int", "softmax_int", "gelu_int"):
+    for kind in ("dense_int", "layernorm_int", "gelu_int"):
         assert kind in row_wise, row_wise
     fixed = " ".join(c.kernel.name for c in program.calls if not c.kernel.token_overwrite)
-    assert "strided_slice" in fixed  # q/k/v head split moves rows across tokens
+    assert "attention_int" in fixed  # reads every token's keys and values
     for pair in plan.inplace:
         grow = pair.output.nbytes - pair.input.nbytes
         # out <= in: same base; out > in: the input ends where the output ends.
@@ -66,4 +66,7 @@ def test_token_overwrite_places_outputs_over_dead_inputs(int8_program):
     # the peak (tests/test_token_overwrite.py shows an MLP-bound one), never raises it.
     assert plan.lower_bound_bytes <= without.lower_bound_bytes
     assert plan.arena_bytes <= without.arena_bytes
-    assert plan.arena_bytes <= 1.05 * plan.lower_bound_bytes
+    # The bound counts bytes; the plan starts every region aligned, which at 4 tokens is
+    # visible: the fused attention's per-row workspaces (4 B scalars) each pad to 16 B.
+    padding = max(sum(-w.nbytes % plan.alignment for w in c.workspaces) for c in program.calls)
+    assert plan.arena_bytes <= 1.05 * plan.lower_bound_bytes + padding

@@ -127,7 +127,7 @@ def test_integer_only_model_keeps_float_accuracy(digits_vit):
     q = quantize_model(imported, x[:256, None], progress=False)
     script = q.mod.script()
     assert "float32" not in script, "the integer module must hold no float tensor"
-    for kernel in ("gelu_int", "layernorm_int", "softmax_int", "matmul_int", "R.nn.conv2d"):
+    for kernel in ("gelu_int", "layernorm_int", "attention_int", "dense_int", "R.nn.conv2d"):
         assert kernel in script
     int8_top1 = _vm_top1(q, xt, yt)
     assert int8_top1 >= digits_vit.float_top1 - 0.02, (int8_top1, digits_vit.float_top1)

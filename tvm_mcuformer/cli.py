@@ -51,6 +51,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         token_overwrite=not args.no_token_overwrite,
         decompose_patch=not args.no_decompose_patch,
         patch_field=args.patch_field,
+        attention=args.attention,
+        io_in_arena=not args.io_outside_arena,
         quant=QuantConfig(calibration=args.calib_method, ln_iterations=args.ln_iterations),
     )
     model = import_model(args.model)
@@ -136,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-decompose-patch", action="store_true", help="keep the patch-embedding conv whole"
     )
     p.add_argument("--patch-field", type=int, default=4, help="sub-convolution field (4)")
+    p.add_argument(
+        "--attention",
+        default="rowwise",
+        help="rowwise: fused, q/k/v read in place, one query row at a time (default); "
+        "all_heads: fused, every head's scores; unfused: head split/merge copies",
+    )
+    p.add_argument(
+        "--io-outside-arena",
+        action="store_true",
+        help="keep the model input and output in buffers of their own, not in the arena",
+    )
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("demo", help="search, train, compile, deploy and evaluate a ViT on MNIST-5k")

@@ -27,7 +27,7 @@ from .codegen.tir_to_c import emit_c
 from .frontend import ImportedModel, import_model
 from .lowering import KernelProgram, TensorKind, get_pipeline, lower
 from .lowering.macs import count_macs
-from .lowering.pipeline import DEFAULT_PATCH_FIELD, QUANTIZE_MODES
+from .lowering.pipeline import ATTENTION_MODES, DEFAULT_PATCH_FIELD, QUANTIZE_MODES
 from .planner import ALGORITHMS, ArenaPlan, plan_arena
 from .planner.baselines import paper_m_bytes, tvm_static_plan_bytes
 from .planner.timeline import plot_memory_timeline
@@ -56,6 +56,8 @@ class CompileOptions:
     token_overwrite: bool = True
     decompose_patch: bool = True
     patch_field: int = DEFAULT_PATCH_FIELD
+    attention: str = "rowwise"  # one of lowering.pipeline.ATTENTION_MODES
+    io_in_arena: bool = True  # the model input and output are arena tensors
     schedule_kernels: bool = True  # tiled dual-MAC schedules of the int8 dense kernels
     quantize: str = "int8"  # one of lowering.pipeline.QUANTIZE_MODES
     calibration: np.ndarray | None = None  # int8: model inputs stacked on axis 0
@@ -70,6 +72,8 @@ class CompileOptions:
             raise ValueError(
                 f"unknown planner {self.planner!r}; choose one of {', '.join(ALGORITHMS)}"
             )
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f"--attention must be one of {', '.join(ATTENTION_MODES)}")
         if self.quantize not in QUANTIZE_MODES:
             raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}")
         if self.quantize == "int8" and self.calibration is None and not model.has_file_ranges:
@@ -91,6 +95,7 @@ class CompileOptions:
             schedule_kernels=self.schedule_kernels,
             build_vm=False,
             progress=progress,
+            attention=self.attention,
         )
 
     def resolve(self) -> tuple[Board, int, int]:
@@ -118,8 +123,8 @@ def _memory_report(
     M, which counts a layer's weights as SRAM); see :mod:`.planner.baselines`.
     """
     board, sram, flash = opts.resolve()
-    (inp,), (out,) = program.inputs, program.outputs
-    io_bytes = inp.nbytes + out.nbytes + FRAME_OVERHEAD
+    outside = [t for t in (*program.inputs, *program.outputs) if t.root not in plan.offsets]
+    io_bytes = sum(t.nbytes for t in outside) + FRAME_OVERHEAD
     required_sram = plan.arena_bytes + io_bytes + opts.stack_reserve_bytes
     return {
         "planned_arena_bytes": plan.arena_bytes,
@@ -133,6 +138,7 @@ def _memory_report(
         "tensors": _tensors_report(plan),
         "patch_decomposition_field": opts.patch_field if opts.decompose_patch else None,
         "weight_bytes": program.weight_bytes,
+        "io_in_arena": opts.io_in_arena,
         "io_bytes": io_bytes,
         "stack_reserve_bytes": opts.stack_reserve_bytes,
         "required_sram_bytes": required_sram,
@@ -251,7 +257,11 @@ def plan_model(
     with tvm.transform.PassContext(instruments=[keep]):
         lowered, program = lower(model, opts.pipeline(progress))
     plan = plan_arena(
-        program, opts.planner, alignment=board.arena_alignment, token_overwrite=opts.token_overwrite
+        program,
+        opts.planner,
+        alignment=board.arena_alignment,
+        token_overwrite=opts.token_overwrite,
+        io_in_arena=opts.io_in_arena,
     )
     memory = _memory_report(lowered, program, plan, opts)
     return PlannedModel(lowered, program, plan, memory, keep.mod)

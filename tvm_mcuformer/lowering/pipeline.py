@@ -17,6 +17,8 @@ bindings :func:`tvm_mcuformer.lowering.lower` reads.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import tvm
 from tvm import relax
@@ -25,12 +27,15 @@ from ..quantize import QuantConfig, QuantizeInt8
 from ..quantize.passes import FROM_FILE
 from ..relax_passes import DecomposePatchEmbedding
 from ..schedules import AutoInline
+from ..schedules.attention import RowwiseAttention
 from ..schedules.dense import ScheduleDense
 from ..schedules.token_overwrite import TokenOverwrite
 from .kernels import register_tir_pipeline
 
 PIPELINE_NAME = "mcuformer"
 QUANTIZE_MODES = ("none", "int8", "int8-layout")
+# Attention: fused and one query row at a time; fused with every head's scores; head copies.
+ATTENTION_MODES = ("rowwise", "all_heads", "unfused")
 DEFAULT_PATCH_FIELD = 4
 
 
@@ -39,6 +44,7 @@ def lowering_passes(
     decompose_patch: bool = True,
     field: int = DEFAULT_PATCH_FIELD,
     schedule_kernels: bool = True,
+    attention: str = "rowwise",
 ) -> list[tvm.transform.Pass]:
     """The passes after quantization: legalize, fuse, schedule, keep reshapes as views.
 
@@ -48,6 +54,8 @@ def lowering_passes(
     sub-convolutions (:class:`DecomposePatchEmbedding`). ``schedule_kernels``
     gives the int8 dense kernels their tiled dual-MAC schedule
     (:class:`~tvm_mcuformer.schedules.dense.ScheduleDense`); off, they stay plain loops.
+    ``attention="rowwise"`` computes fused attention one query row and head at a
+    time (:class:`RowwiseAttention`).
     """
     return [
         *([DecomposePatchEmbedding(field)] if decompose_patch else []),
@@ -60,6 +68,7 @@ def lowering_passes(
         relax.transform.FuseTIR(),
         *([ScheduleDense] if schedule_kernels else []),
         AutoInline,
+        *([RowwiseAttention] if attention == "rowwise" else []),
         *([TokenOverwrite] if token_overwrite else []),
         relax.transform.RewriteDataflowReshape(),
         relax.transform.DeadCodeElimination(),
@@ -76,6 +85,7 @@ def get_pipeline(
     build_vm: bool = True,
     progress: bool = False,
     schedule_kernels: bool = True,
+    attention: str = "rowwise",
 ) -> tvm.transform.Pass:
     """The ``mcuformer`` pipeline with these options (what ``compile`` runs, ``build_vm=False``).
 
@@ -84,19 +94,28 @@ def get_pipeline(
     ``None``: the ranges an int8 ``.tflite`` carries)
     or ``"int8-layout"`` (the integer kernels with placeholder scales: exact
     memory without calibration, for the architecture search).
+    ``attention`` (one of :data:`ATTENTION_MODES`): ``"rowwise"`` fuses attention
+    whose q, k, v are views of one qkv output into one kernel reading them in
+    place, computed per query row; ``"all_heads"`` the same kernel keeping all
+    heads' scores; ``"unfused"`` materialises the head split and merge.
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
+    if attention not in ATTENTION_MODES:
+        raise ValueError(
+            f"attention must be one of {', '.join(ATTENTION_MODES)}, not {attention!r}"
+        )
     passes = []
     if quantize != "none":
         samples = calibration if quantize == "int8" else None
         if quantize == "int8" and calibration is None:
             samples = FROM_FILE  # the module must carry its file's ranges
-        passes.append(QuantizeInt8(samples, quant_config, progress))
+        config = replace(quant_config or QuantConfig(), fuse_attention=attention != "unfused")
+        passes.append(QuantizeInt8(samples, config, progress))
     # The dense schedule calls C micro-kernels (codegen/runtime/mcuformer_simd.h) that a
     # VM build cannot link: the VM runs the plain loops, which compute the same integers.
     schedule = schedule_kernels and not build_vm
-    passes += lowering_passes(token_overwrite, decompose_patch, patch_field, schedule)
+    passes += lowering_passes(token_overwrite, decompose_patch, patch_field, schedule, attention)
     if build_vm:
         passes.append(relax.pipeline.default_build_pipeline())
     return tvm.transform.Sequential(passes, name=PIPELINE_NAME)

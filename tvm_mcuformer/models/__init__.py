@@ -1,6 +1,7 @@
-"""Models small enough for microcontrollers: :class:`TinyViT` and its configs."""
+"""Models small enough for microcontrollers: :class:`TinyViT` and its configs; :class:`PlainViT`."""
 
 from tvm_mcuformer.models.checks import GELU_KINDS
+from tvm_mcuformer.models.plain_vit import PlainViT
 from tvm_mcuformer.models.vit import (
     DEMO_CONFIG,
     QuickGELU,
@@ -12,6 +13,7 @@ from tvm_mcuformer.models.vit import (
 __all__ = [
     "DEMO_CONFIG",
     "GELU_KINDS",
+    "PlainViT",
     "QuickGELU",
     "TinyViT",
     "ViTConfig",

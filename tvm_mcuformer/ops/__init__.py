@@ -10,6 +10,7 @@ Per-channel arrays are ``te.Tensor`` inputs; scalars are Python numbers.
 """
 
 from .activation import clip_int, clip_int_ref, hardswish_int, hardswish_int_ref
+from .attention import AttentionGeometry, attention_int, attention_int_ref
 from .fixed_point import (
     quantize_multiplier,
     quantize_multipliers,
@@ -47,6 +48,9 @@ from .softmax import (
 
 __all__ = [
     "SOFTMAX_OUT_SCALE",
+    "AttentionGeometry",
+    "attention_int",
+    "attention_int_ref",
     "add_int",
     "add_int_ref",
     "clip_int",

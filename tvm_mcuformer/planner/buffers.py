@@ -27,9 +27,12 @@ class BufferModel:
     num_calls: int
 
     @classmethod
-    def from_program(cls, program: KernelProgram, token_overwrite: bool = True) -> BufferModel:
-        """The model of ``program``'s arena; in-place pairs only with ``token_overwrite``."""
-        lifetimes = root_lifetimes(program)
+    def from_program(
+        cls, program: KernelProgram, token_overwrite: bool = True, io_in_arena: bool = False
+    ) -> BufferModel:
+        """The model of ``program``'s arena; in-place pairs only with ``token_overwrite``;
+        the model input and output in the arena with ``io_in_arena``."""
+        lifetimes = root_lifetimes(program, io_in_arena)
         pairs = inplace_pairs(program, lifetimes) if token_overwrite else []
         return cls.from_buffers(lifetimes, pairs, len(program.calls))
 

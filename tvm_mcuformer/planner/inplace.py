@@ -38,8 +38,8 @@ def inplace_pairs(
         if not call.may_overwrite_input:
             continue
         src, dst = call.inputs[0].root, call.outputs[0].root
-        if src.kind != TensorKind.ACTIVATION or dst.kind != TensorKind.ACTIVATION:
-            continue  # the caller's buffers are not the planner's to overlay
+        if src not in lifetimes or dst not in lifetimes or src.kind == TensorKind.OUTPUT:
+            continue  # outside the arena (the caller's buffers), or the model output
         if lifetimes[src][1] != i or any(t.root is src for t in call.inputs[1:]):
             continue  # still read later, or read through another argument
         if call.inputs[0].nbytes != src.nbytes:

@@ -2,8 +2,11 @@
 
 Program points are call indices. A tensor is live from the call that writes
 it to the last call that reads it or any view of it, inclusive; a kernel
-workspace is live during its own call only. Inputs, outputs and constants are
-outside the arena (the caller's buffers and flash).
+workspace is live during its own call only. Constants are in flash. With
+``io_in_arena`` the model input (written by the caller before the first call,
+live to its last reader) and output (live from its writer to the end) are
+arena tensors too, like TFLite Micro's and TVM USMP's ``use_workspace_io``;
+otherwise they are the caller's buffers.
 
 With token overwrite, an output placed over its input (an
 :class:`~tvm_mcuformer.planner.inplace.InplacePair`) shares one *region*
@@ -19,6 +22,7 @@ from ..lowering.program import KernelProgram, Tensor, TensorKind
 from .inplace import InplacePair
 
 ARENA_KINDS = (TensorKind.ACTIVATION, TensorKind.WORKSPACE)
+IO_KINDS = (TensorKind.INPUT, TensorKind.OUTPUT)
 
 
 @dataclass(eq=False)
@@ -39,21 +43,30 @@ class Interval:
         return self.start <= other.end and other.start <= self.end
 
 
-def root_lifetimes(program: KernelProgram) -> dict[Tensor, tuple[int, int]]:
+def root_lifetimes(
+    program: KernelProgram, io_in_arena: bool = False
+) -> dict[Tensor, tuple[int, int]]:
     """``(first, last)`` call of every arena storage root, in order of definition."""
+    kinds = ARENA_KINDS + (IO_KINDS if io_in_arena else ())
     start: dict[Tensor, int] = {}
     end: dict[Tensor, int] = {}
+    if io_in_arena:
+        for t in program.inputs:
+            start[t.root] = 0  # the caller writes it before the first call
     for i, call in enumerate(program.calls):
         for t in call.args + call.workspaces:
             root = t.root
-            if root.kind not in ARENA_KINDS:
+            if root.kind not in kinds:
                 continue
-            if root not in start and root.kind == TensorKind.ACTIVATION:
+            if root not in start and root.kind in (TensorKind.ACTIVATION, TensorKind.OUTPUT):
                 if not any(o.root is root for o in call.outputs):
                     raise ValueError(f"tensor {root.name} is read before it is written")
             start.setdefault(root, i)
             end[root] = i
-    return {t: (start[t], end[t]) for t in start}
+    if io_in_arena:
+        for t in program.outputs:
+            end[t.root] = len(program.calls) - 1  # the caller reads it after the last call
+    return {t: (start[t], end.get(t, start[t])) for t in start}
 
 
 def regions(

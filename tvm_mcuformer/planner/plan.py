@@ -70,7 +70,10 @@ def plan_arena(
     algorithm: str = "best",
     alignment: int = 16,
     token_overwrite: bool = True,
+    io_in_arena: bool = False,
 ) -> ArenaPlan:
     """Plan the arena of ``program`` (outputs of row-wise kernels over dead inputs with
-    ``token_overwrite``); the plan is verified before it is returned."""
-    return plan_buffers(BufferModel.from_program(program, token_overwrite), algorithm, alignment)
+    ``token_overwrite``; the model input and output inside it with ``io_in_arena``);
+    the plan is verified before it is returned."""
+    model = BufferModel.from_program(program, token_overwrite, io_in_arena)
+    return plan_buffers(model, algorithm, alignment)

@@ -52,7 +52,8 @@ def plot_memory_timeline(
     """
     path = Path(path)
     n = len(program.calls)
-    activations = plan.model.live_bytes_per_call((TensorKind.ACTIVATION,))
+    tensors = (TensorKind.ACTIVATION, TensorKind.INPUT, TensorKind.OUTPUT)  # I/O: when in the arena
+    activations = plan.model.live_bytes_per_call(tensors)
     workspaces = plan.model.live_bytes_per_call((TensorKind.WORKSPACE,))
     top = max([plan.arena_bytes, *(a + w for a, w in zip(activations, workspaces, strict=True))])
     budget_drawn = budget_sram_bytes <= MAX_BUDGET_RATIO * top

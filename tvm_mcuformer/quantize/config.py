@@ -18,6 +18,9 @@ class QuantConfig:
     float back on the device). ``ln_iterations``: Newton steps of the integer
     square root (the paper's 3). ``calibration``: ``"minmax"`` (max |x| over the
     calibration set, the default) or ``"percentile"`` (99.99th percentile of |x|).
+    ``fuse_attention``: attention whose q, k, v are views of one qkv output
+    becomes one fused kernel (:func:`~tvm_mcuformer.ops.attention.attention_int`)
+    that reads them in place: no head-split or head-merge copies.
     """
 
     gelu: str = "int"
@@ -25,6 +28,7 @@ class QuantConfig:
     softmax: str = "int"
     ln_iterations: int = 3
     calibration: str = "minmax"
+    fuse_attention: bool = True
 
     def __post_init__(self) -> None:
         for name in ("gelu", "layernorm", "softmax"):

@@ -27,7 +27,7 @@ LayerNorm or softmax kernel. Anything else is refused with the operator's name.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tvm
@@ -37,6 +37,13 @@ from tvm.ir.expr import GenericConst
 from .. import ops
 from ..frontend.torch_export import SOURCE_ATTR
 from ..relax_passes.recognize import GELU, HARDSWISH, LAYER_NORM, SILU, SOFTMAX
+from .attention import (
+    apply_layout,
+    is_identity,
+    match_scores,
+    match_values,
+    merged_order,
+)
 from .config import QuantConfig
 
 QMAX = 127
@@ -56,6 +63,9 @@ LAYOUT_OPS = {
 class Q:
     expr: relax.Expr
     scale: float
+    # Layout views: the tensor they index and, per element, the flat element of it.
+    root: relax.Expr | None = None
+    index: np.ndarray | None = None
 
 
 @dataclass
@@ -63,6 +73,7 @@ class Acc:
     expr: relax.Expr
     scale: np.ndarray  # per channel along ``axis`` (or one element)
     axis: int
+    attn: tuple | None = None  # ("scores", Scores) | ("pv", Scores, m, shift, scale, v_off)
 
 
 @dataclass
@@ -101,6 +112,9 @@ class _Integerizer:
         self.config = config
         self.bb = relax.BlockBuilder()
         self.env: dict[int, Q | Acc | Const] = {}
+        # Attention stages found so far, by root expression (see :mod:`.attention`).
+        self.attn: dict[int, tuple] = {}
+        self.fused: dict[int, relax.Expr] = {}
 
     # -- values ---------------------------------------------------------------
     def scale_of(self, var) -> float:
@@ -118,7 +132,7 @@ class _Integerizer:
         """``expr`` as int8; an accumulator is requantized to ``var_for_scale``'s range."""
         v = self.value(expr)
         if isinstance(v, Q):
-            return v
+            return self.merged_attention(v)
         if isinstance(v, Acc):
             out = self.materialize(v, self.scale_of(var_for_scale))
             if var_for_scale.same_as(expr):
@@ -135,7 +149,46 @@ class _Integerizer:
         else:
             mc, sc = relax.const(m.astype(np.int32)), relax.const(shift.astype(np.int32))
             expr = self.bb.emit_te(_requantize_axis, acc.expr, mc, sc, acc.axis, int(shift.min()))
+        if acc.attn is not None and m.size == 1:
+            self.attn[_key(expr)] = (*acc.attn, int(m[0]), int(shift[0]), out_scale)
         return Q(expr, out_scale)
+
+    # -- attention: views of one qkv tensor, fused (see .attention) -----------
+    def index_of(self, q: Q) -> tuple[relax.Expr, np.ndarray] | None:
+        """The root ``q`` views and its element index array (``None``: not tracked)."""
+        if not self.config.fuse_attention:
+            return None
+        if q.index is not None:
+            return q.root, q.index
+        shape = [int(d) for d in q.expr.ty.shape.values]
+        return q.expr, np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)
+
+    def merged_attention(self, v: Q) -> Q:
+        """``v`` itself, or the fused attention kernel when ``v`` is its merged-heads output."""
+        tracked = self.index_of(v) if v.index is not None else None
+        info = self.attn.get(_key(tracked[0])) if tracked else None
+        if info is None or info[0] != "pv":
+            return v
+        _, scores, score_m, score_shift, score_scale, v_offset, out_m, out_shift, _ = info
+        order = merged_order(scores.heads, scores.tokens, scores.head_dim)
+        if not np.array_equal(tracked[1].ravel(), order.ravel()):
+            return v
+        key = _key(tracked[0])
+        if key not in self.fused:
+            flat = self.bb.emit(relax.op.reshape(scores.qkv, [scores.qkv_size]))
+            geometry = scores.geometry(v_offset)  # not a TE argument: bound here
+
+            def fused(qkv: te.Tensor) -> te.Tensor:
+                return ops.attention_int(
+                    qkv, geometry, score_m, score_shift, score_scale, out_m, out_shift
+                )
+
+            self.fused[key] = self.bb.emit_te(fused, flat, primfunc_name_hint="attention_int")
+        shape = list(tracked[1].shape)
+        fused = self.fused[key]
+        same = shape == [int(d) for d in fused.ty.shape.values]
+        out = fused if same else self.bb.emit(relax.op.reshape(fused, shape))
+        return Q(out, v.scale, fused, np.arange(tracked[1].size).reshape(shape))
 
     # -- ops ------------------------------------------------------------------
     def bind(self, var, call) -> Q | Acc | Const | list:
@@ -176,8 +229,22 @@ class _Integerizer:
         # range for (a TFLite op's matmul before its reshape) takes its output's range.
         arg = call.args[0]
         xq = self.q(arg, arg if _key(arg) in self.ranges else var)
-        new = relax.Call(call.op, [xq.expr, *call.args[1:]], call.attrs, call.ty_args)
-        return Q(self.bb.emit(new), xq.scale)
+        tracked = self.index_of(xq)
+        src = xq.expr
+        if call.op.name == "relax.reshape" and tracked is not None:
+            if np.array_equal(tracked[1].ravel(), np.arange(tracked[1].size)):
+                src = tracked[0]  # a reshape of a reshape: one view of the root
+                shape = [int(d) for d in src.ty.shape.values]
+                if shape == [int(d) for d in var.ty.shape.values]:
+                    return Q(src, xq.scale, src, np.arange(tracked[1].size).reshape(shape))
+        new = relax.Call(call.op, [src, *call.args[1:]], call.attrs, call.ty_args)
+        out = Q(self.bb.emit(new), xq.scale)
+        if tracked is not None:
+            try:
+                out.root, out.index = tracked[0], apply_layout(call, tracked[1])
+            except ValueError:
+                pass  # not modelled: this view is not tracked (no fusion through it)
+        return out
 
     def parts(self, expr) -> list:
         """The values of a tuple argument (inline or bound to a variable)."""
@@ -255,7 +322,27 @@ class _Integerizer:
             return Acc(acc, aq.scale * ws, axis=-1)
         bq = self.q(call.args[1], call.args[1])
         acc = self.bb.emit_te(ops.matmul_int, aq.expr, bq.expr)
-        return Acc(acc, np.array([aq.scale * bq.scale]), axis=-1)
+        return Acc(acc, np.array([aq.scale * bq.scale]), axis=-1, attn=self.attention_stage(aq, bq))
+
+    def attention_stage(self, a: Q, b: Q) -> tuple | None:
+        """``("scores", ..)`` for q·kᵀ or ``("pv", ..)`` for softmax·v read from one qkv."""
+        ta, tb = self.index_of(a), self.index_of(b)
+        if ta is None or tb is None:
+            return None
+        info = self.attn.get(_key(ta[0]))
+        if info is not None and info[0] == "probs":
+            _, scores, score_m, score_shift, score_scale = info
+            shape = (scores.heads, scores.tokens, scores.tokens)
+            if is_identity(ta[1], shape) and tb[0].same_as(scores.qkv):
+                v_offset = match_values(scores, tb[1])
+                if v_offset is not None:
+                    return ("pv", scores, score_m, score_shift, score_scale, v_offset)
+            return None
+        if ta[0].same_as(tb[0]):
+            size = int(np.prod([int(d) for d in ta[0].ty.shape.values], dtype=np.int64))
+            scores = match_scores(ta[0], size, ta[1], tb[1])
+            return None if scores is None else ("scores", scores)
+        return None
 
     def add(self, var, call, args) -> Q | Acc:
         a, b = args
@@ -302,9 +389,9 @@ class _Integerizer:
             raise ValueError(f"{name} is supported only by a positive scalar constant")
         factor = c.value.item() if name == "relax.multiply" else 1.0 / c.value.item()
         if isinstance(x, Q):
-            return Q(x.expr, x.scale * factor)
+            return replace(x, scale=x.scale * factor)
         if isinstance(x, Acc):
-            return Acc(x.expr, x.scale * factor, x.axis)
+            return replace(x, scale=x.scale * factor)
         raise ValueError(f"{name} of two constants was not folded")
 
     def mean(self, var, call) -> Q:
@@ -349,7 +436,9 @@ class _Integerizer:
             return Q(expr, out_scale)
         if kind == SOFTMAX:
             op = ops.softmax_int if self.config.softmax == "int" else ops.softmax_float
-            return Q(self.bb.emit_te(op, xq.expr, xq.scale), ops.SOFTMAX_OUT_SCALE)
+            out = Q(self.bb.emit_te(op, xq.expr, xq.scale), ops.SOFTMAX_OUT_SCALE)
+            self.note_probs(xq, out)
+            return out
         if kind == LAYER_NORM:
             gamma, beta, eps = _layer_norm_constants(func, consts)
             out_scale = self.scale_of(var)
@@ -376,6 +465,16 @@ class _Integerizer:
                 )
             return Q(expr, out_scale)
         raise ValueError(f"call of {call.op.name_hint} (composite {kind}) is not supported")
+
+    def note_probs(self, scores: Q, probs: Q) -> None:
+        """Record ``probs`` as attention probabilities if ``scores`` is a whole q·kᵀ."""
+        tracked = self.index_of(scores)
+        info = self.attn.get(_key(tracked[0])) if tracked else None
+        if info is None or info[0] != "scores" or self.config.softmax != "int":
+            return
+        _, s, score_m, score_shift, _ = info
+        if is_identity(tracked[1], (s.heads, s.tokens, s.tokens)):
+            self.attn[_key(probs.expr)] = ("probs", s, score_m, score_shift, scores.scale)
 
     # -- driver ---------------------------------------------------------------
     def run(self) -> tuple[tvm.IRModule, list[float], list[float]]:

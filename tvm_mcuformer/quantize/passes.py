@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import tvm
+from tvm import relax
 
 from ..frontend.model import TENSOR_RANGES_ATTR
 from ..relax_passes.fold import FoldInputIndependent
@@ -75,6 +76,7 @@ def QuantizeInt8(  # noqa: N802 - named like TVM's pass constructors
         else:
             ranges = calibrate(recognized, calibration, config.calibration, progress=progress)
         out, in_scales, out_scales = integerize(recognized, ranges, config)
+        out = relax.transform.DeadCodeElimination()(out)  # views the fused attention bypassed
         main = out["main"].with_attr(INPUT_SCALES_ATTR, [float(s) for s in in_scales])
         out["main"] = main.with_attr(OUTPUT_SCALES_ATTR, [float(s) for s in out_scales])
         return out

@@ -14,12 +14,11 @@
 #define MCUFORMER_KERNEL_CALLS 0
 #endif
 
+/* Requests other than an inference carry at most this many payload bytes; an inference's
+ * payload is read straight into the model's input tensor (mcuformer_input()). */
 #define SMALL_PAYLOAD_BYTES 16u
-#define RX_BYTES \
-  (MCUFORMER_INPUT_BYTES > SMALL_PAYLOAD_BYTES ? MCUFORMER_INPUT_BYTES : SMALL_PAYLOAD_BYTES)
 
-static uint8_t rx_payload[RX_BYTES] __attribute__((aligned(16)));
-static uint8_t model_output[MCUFORMER_OUTPUT_BYTES] __attribute__((aligned(16)));
+static uint8_t rx_small[SMALL_PAYLOAD_BYTES] __attribute__((aligned(16)));
 
 static void put_u32(uint8_t* p, uint32_t v) {
   p[0] = (uint8_t)v;
@@ -118,14 +117,14 @@ static void serve_profile(uint32_t seq) {
 static void serve_infer(uint32_t seq) {
   uint8_t head[16];
   platform_counter_start();
-  int32_t status = mcuformer_run(rx_payload, model_output);
+  int32_t status = mcuformer_invoke();
   uint64_t count = platform_counter_stop();
   put_u32(head + 0, (uint32_t)status);
   put_u32(head + 4, platform_stack_used());
   put_u32(head + 8, (uint32_t)count);
   put_u32(head + 12, (uint32_t)(count >> 32));
-  send_frame(MCUF_REQ_INFER | MCUF_REPLY_FLAG, seq, head, sizeof head, model_output,
-             MCUFORMER_OUTPUT_BYTES);
+  send_frame(MCUF_REQ_INFER | MCUF_REPLY_FLAG, seq, head, sizeof head,
+             (const uint8_t*)mcuformer_output(), MCUFORMER_OUTPUT_BYTES);
 }
 
 int main(void) {
@@ -137,14 +136,17 @@ int main(void) {
     uint8_t type = header[5];
     uint32_t seq = get_u32(header + 8);
     uint32_t len = get_u32(header + 12);
-    if (len > RX_BYTES) {
+    uint8_t* rx = rx_small;
+    if (type == MCUF_REQ_INFER && len == MCUFORMER_INPUT_BYTES) {
+      rx = (uint8_t*)mcuformer_input();
+    } else if (len > SMALL_PAYLOAD_BYTES) {
       /* Cannot be a valid request: answer and resynchronise on the next magic. */
       send_error(seq, MCUF_ERR_LENGTH);
       continue;
     }
-    read_or_exit(rx_payload, len);
+    read_or_exit(rx, len);
     read_or_exit(trailer, sizeof trailer);
-    uint32_t crc = crc32_update(crc32_update(0, header, sizeof header), rx_payload, len);
+    uint32_t crc = crc32_update(crc32_update(0, header, sizeof header), rx, len);
     if (crc != get_u32(trailer)) {
       send_error(seq, MCUF_ERR_CRC);
     } else if (header[4] != MCUF_VERSION) {

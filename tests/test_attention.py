@@ -1,0 +1,112 @@
+"""Fused attention (q, k, v read in place from the qkv output) and the model I/O in the arena."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+import torch
+from tvm import relax, tirx
+
+from tvm_mcuformer.codegen.tir_to_c import emit_c
+from tvm_mcuformer.compiler import CompileOptions, compile_model, plan_model
+from tvm_mcuformer.frontend import import_model
+from tvm_mcuformer.lowering import TensorKind, get_pipeline
+from tvm_mcuformer.lowering.kernels import lower_kernels
+from tvm_mcuformer.models import PlainViT
+from tvm_mcuformer.ops import quantize_multiplier
+from tvm_mcuformer.ops.attention import AttentionGeometry, attention_int, attention_int_ref
+from tvm_mcuformer.planner.verify import verify_plan
+from tvm_mcuformer.training import export_pt2
+
+from .conftest import host_run, load_c_kernels
+
+# Strides that are not the plain [T, 3, H, dh] layout: heads interleaved with q/k/v.
+GEOMETRY = AttentionGeometry(
+    tokens=9, heads=3, head_dim=4, row_stride=40, head_stride=12, q_offset=0, k_offset=4,
+    v_offset=8,
+)  # fmt: skip
+SMALL = dict(img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3, num_classes=10)
+
+
+@pytest.mark.parametrize("rowwise", [True, False])
+def test_fused_attention_c_kernel_is_bit_exact(tmp_path, rowwise):
+    """The generated C kernel (row-wise schedule or not) equals the numpy twin."""
+    rng = np.random.default_rng(3)
+    qkv = rng.integers(-128, 128, GEOMETRY.tokens * GEOMETRY.row_stride).astype(np.int8)
+    sm, ss = quantize_multiplier(0.004)
+    om, os_ = quantize_multiplier(0.02)
+    args = (GEOMETRY, sm, ss, 0.06, om, os_)
+    bb = relax.BlockBuilder()
+    x = relax.Var("qkv", relax.TensorType(qkv.shape, "int8"))
+    with bb.function("main", [x]):
+        out = bb.emit_te(lambda t: attention_int(t, *args), x, primfunc_name_hint="attention_int")
+        bb.emit_func_output(out)
+    lowered = get_pipeline(build_vm=False, attention="rowwise" if rowwise else "all_heads")(
+        bb.get()
+    )
+    funcs = {gv.name_hint: f for gv, f in lowered.functions.items() if isinstance(f, tirx.PrimFunc)}
+    (kernel,) = lower_kernels(funcs).values()
+    scores = max((ws.nbytes for ws in kernel.workspaces), default=0)
+    # Row-wise: at most one row of T int32 scores (small enough to stay a C local here);
+    # otherwise every head's T×T matrix in a workspace.
+    if rowwise:
+        assert scores <= 4 * GEOMETRY.tokens
+    else:
+        assert scores == 4 * GEOMETRY.tokens * GEOMETRY.heads * GEOMETRY.tokens
+    lib = load_c_kernels(emit_c({kernel.name: kernel}), tmp_path, "attn")
+    ref = attention_int_ref(qkv, *args)
+    out = np.zeros_like(ref)
+    work = [np.zeros(ws.elements, ws.dtype) for ws in kernel.workspaces]
+    arrays = [qkv, out, *work]
+    getattr(lib, kernel.symbol)(*[a.ctypes.data_as(ctypes.c_void_p) for a in arrays])
+    np.testing.assert_array_equal(out, ref)
+    assert len(np.unique(ref)) > 10  # not a degenerate (saturated) case
+
+
+@pytest.fixture(scope="module")
+def plain_vit(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("plain") / "vit.pt2"
+    return import_model(export_pt2(PlainViT(**SMALL).eval(), torch.zeros(1, 3, 32, 32), path))
+
+
+def test_unbind_attention_fused_equals_unfused_bit_for_bit(plain_vit, tmp_path):
+    """``unbind`` heads: one fused kernel, no head copies, less arena, same int8 outputs."""
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((8, 1, 3, 32, 32)).astype(np.float32)
+    frames = rng.integers(-128, 128, (4, 1, 3, 32, 32)).astype(np.int8)
+    outputs, arenas = {}, {}
+    for mode in ("unfused", "all_heads", "rowwise"):
+        artifact = compile_model(plain_vit, CompileOptions(calibration=calib, attention=mode))
+        ops = [op["kernel"] for op in artifact.metadata["ops"]]
+        fused = [k for k in ops if "attention_int" in k]
+        assert len(fused) == (0 if mode == "unfused" else 1), ops
+        if mode != "unfused":
+            assert not any("transpose" in k or "strided_slice" in k for k in ops[3:]), ops
+        arenas[mode] = artifact.metadata["memory"]["planned_arena_bytes"]
+        path = artifact.write(tmp_path / f"{mode}.tar")
+        outputs[mode] = host_run(path, tmp_path / mode, frames, np.int8)
+    assert len(np.unique(outputs["unfused"])) > 5
+    for mode in ("all_heads", "rowwise"):
+        np.testing.assert_array_equal(outputs[mode], outputs["unfused"], err_msg=mode)
+    assert arenas["rowwise"] < arenas["unfused"] and arenas["rowwise"] < arenas["all_heads"]
+
+
+def test_input_in_arena_is_reused_and_verified(plain_vit):
+    """The input is an arena tensor dead after the patch embedding; the verifier passes."""
+    inside = plan_model(plain_vit, CompileOptions(quantize="int8-layout"))
+    outside = plan_model(plain_vit, CompileOptions(quantize="int8-layout", io_in_arena=False))
+    image = inside.program.inputs[0]
+    assert image.root in inside.plan.offsets and image.root not in outside.plan.offsets
+    first, last = inside.plan.model.lifetimes[image.root]
+    assert first == 0 and last < len(inside.program.calls) - 1
+    saved = outside.memory["required_sram_bytes"] - inside.memory["required_sram_bytes"]
+    assert saved > image.nbytes // 2  # most of the image's bytes are reused by later tensors
+    plan = inside.plan
+    verify_plan(plan.model, plan.offsets, plan.arena_bytes, plan.alignment)
+    kinds = {t["kind"] for t in inside.memory["tensors"]}
+    assert {TensorKind.INPUT.value, TensorKind.OUTPUT.value} <= kinds
+    live = plan.model.live_bytes_per_call()
+    assert max(live) == plan.lower_bound_bytes <= plan.arena_bytes
