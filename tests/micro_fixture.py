@@ -11,6 +11,7 @@
   ``x[1:]`` computed through the static arena. Like the compiler, the model brings its own
   ``exp`` (glibc's and newlib's ``expf`` differ in the last bit); ``sqrtf`` is correctly
   rounded everywhere and makes the model link ``-lm``;
+- ``x[0] == -7`` executes an undefined instruction in ``toy_trap`` (a CPU fault);
 - optional ``stack_hog_bytes``: a local array of that size is touched on every run;
 - optional ``flash_ballast_bytes``: a const array of that size (in flash) is read.
 """
@@ -94,6 +95,9 @@ __attribute__((noinline)) static float hog(float seed) {{
 static float hog(float seed) {{ return seed; }}
 #endif
 
+/* An undefined instruction: a precise fault whose PC the firmware must report. */
+__attribute__((noinline, used)) static void toy_trap(void) {{ __builtin_trap(); }}
+
 static float outputs[N_OUT] __attribute__((aligned(16)));
 
 void* mcuformer_input(void) {{ return mcuformer_arena; }}
@@ -110,6 +114,7 @@ int32_t mcuformer_run(const void* input, void* output) {{
 int32_t mcuformer_invoke(void) {{
   float* x = (float*)mcuformer_arena;
   float* y = outputs;
+  if (x[0] == -7.0f) toy_trap();
   spin(x[0] > 0.0f && x[0] < 4e9f ? (uint32_t)x[0] : 0u);
   for (int j = 0; j < N_OUT; j++) {{
     float s = 0.0f;

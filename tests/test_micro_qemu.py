@@ -191,6 +191,26 @@ def test_stack_overflow_faults_cleanly(tmp_path_factory):
         evaluate(root, _inputs(1), None, timeout=TIMEOUT)
 
 
+def test_fault_report_names_the_faulting_pc(an500):
+    elf_path = an500 / "build" / "firmware.elf"
+    symbols = subprocess.run(
+        ["arm-none-eabi-nm", "-S", str(elf_path)], capture_output=True, text=True, check=True
+    ).stdout
+    start, size = next(
+        (int(a, 16), int(s, 16))
+        for a, s, _, name in (
+            line.split() for line in symbols.splitlines() if len(line.split()) == 4
+        )
+        if name == "toy_trap"
+    )
+    with start_qemu(elf_path, "mps2-an500", TIMEOUT) as qemu:
+        with pytest.raises(DeviceError, match=r"status 3 \(CPU fault") as err:
+            qemu.infer(_inputs(1, [-7]).tobytes())
+    pc = int(re.search(r" PC 0x([0-9a-f]{8})", str(err.value)).group(1), 16)
+    assert start <= (pc & ~1) < start + size, f"PC 0x{pc:08x} not in toy_trap {start:#x}+{size}"
+    assert re.search(r" LR 0x[0-9a-f]{8}", str(err.value))
+
+
 def test_stack_high_water_tracks_use(tmp_path_factory):
     root = _built(tmp_path_factory, "deep", stack_hog_bytes=4096)
     report = evaluate(root, _inputs(2), None, timeout=TIMEOUT)

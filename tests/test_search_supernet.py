@@ -220,6 +220,7 @@ def test_resume_equals_uninterrupted_run(digits, tmp_path, capsys):
 
     assert train_supernet(net, space, x, y, 2, full, max_shift=1) == full / "supernet_epoch2.pt"
     assert "already holds 2 epochs" in capsys.readouterr().err
+
     with pytest.raises(ValueError, match="lr"):
         train_supernet(net, space, x, y, 3, full, lr=1e-3, max_shift=1)
 
@@ -268,3 +269,23 @@ def test_torchrun_two_processes(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["supernet_epoch1.pt"]
     ckpt = torch.load(out / "supernet_epoch1.pt", weights_only=True)
     assert ckpt["settings"]["world_size"] == 2 and ckpt["epoch"] == 1
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_epoch_before(digits, tmp_path, capsys):
+    (x, y), _ = digits
+    space = tiny_space()
+    full = tmp_path / "full"
+    train_supernet(make_supernet(space), space, x, y, 2, full, max_shift=1)
+    broken = tmp_path / "broken"  # as left by a disk that lost the end of epoch 2's file
+    shutil.copytree(full, broken)
+    data = (broken / "supernet_epoch2.pt").read_bytes()
+    (broken / "supernet_epoch2.pt").write_bytes(data[: len(data) // 2])
+    capsys.readouterr()
+    path = train_supernet(make_supernet(space, seed=1), space, x, y, 2, broken, max_shift=1)
+    err = capsys.readouterr().err
+    assert f"warning: checkpoint {broken / 'supernet_epoch2.pt'} is corrupt" in err
+    assert "at epoch 2/2" in err and "weights_only" not in err
+    a = torch.load(full / "supernet_epoch2.pt", weights_only=True)
+    b = torch.load(path, weights_only=True)
+    for key in ("model", "optimizer", "scheduler", "settings", "space", "epoch"):
+        assert _state_equal({key: a[key]}, {key: b[key]}), key

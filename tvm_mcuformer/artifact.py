@@ -212,8 +212,9 @@ class Artifact:
                         key = str(name).removeprefix("./")
                         files[key] = _decode(key, tar.extractfile(m).read())
         except (OSError, tarfile.TarError, UnicodeDecodeError) as err:
+            reason = (str(err).splitlines() or [type(err).__name__])[0].rstrip(":")
             raise ArtifactError(
-                f"{path} is not a readable tar file ({err}): pass the compiler's artifact"
+                f"{path} is not a readable tar file ({reason}): pass the compiler's artifact"
             ) from None
         if "metadata.json" not in files:
             raise ArtifactError(f"{path}: no metadata.json in the artifact")

@@ -70,14 +70,22 @@ def get_board(name: str) -> Board:
         raise ValueError(f"unknown board {name!r}; choose one of: {', '.join(BOARDS)}") from None
 
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|KB|K|MiB|MB|M)?\s*$", re.IGNORECASE)
-_UNITS = {"b": 1, "kib": KiB, "kb": KiB, "k": KiB, "mib": MiB, "mb": MiB, "m": MiB}
+GiB = 1024 * MiB
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|KB|K|MiB|MB|M|GiB|GB|G)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "b": 1,
+    **dict.fromkeys(("kib", "kb", "k"), KiB),
+    **dict.fromkeys(("mib", "mb", "m"), MiB),
+    **dict.fromkeys(("gib", "gb", "g"), GiB),
+}
 
 
 def parse_size(text: str | int) -> int:
-    """Parse ``320KiB``, ``1MiB``, ``4096`` (bytes) into a byte count.
+    """Parse ``320KiB``, ``1MiB``, ``1GiB``, ``4096`` (bytes) into a byte count.
 
-    KB/K/MB/M are read as binary units, as microcontroller datasheets use them.
+    KB/K/MB/M/GB/G are read as binary units, as microcontroller datasheets use them.
+    Raises ``ValueError`` (one line, saying how to write a size) for anything else.
     """
     if isinstance(text, int):
         return text
@@ -88,3 +96,18 @@ def parse_size(text: str | int) -> int:
     if value != int(value) or value <= 0:
         raise ValueError(f"size {text!r} must be a positive whole number of bytes")
     return int(value)
+
+
+def budget_warnings(board: Board, sram_bytes: int | None, flash_bytes: int | None) -> list[str]:
+    """Warnings for budgets larger than ``board`` has (allowed, but the image will not fit)."""
+    out = []
+    for what, given, has in (
+        ("SRAM", sram_bytes, board.sram_bytes),
+        ("flash", flash_bytes, board.flash_bytes),
+    ):
+        if given is not None and given > has and not board.is_host:
+            out.append(
+                f"warning: {what} budget {given} B is above board {board.name}'s {has} B; "
+                "the firmware will not fit that board"
+            )
+    return out

@@ -3,15 +3,28 @@
 Subcommands: ``compile`` (like ``tvmc compile``), ``micro create|build|flash``
 and ``run`` (like ``tvmc micro`` / ``tvmc run``), ``search`` (memory-constrained
 architecture search) and ``demo``.
-Errors in user input print one clear line and exit with status 2.
+
+:func:`main` is the one error boundary: every expected failure prints one line
+``tvm-mcuformer <cmd>: error: ...`` on stderr and exits 2 for bad user input
+(``ValueError``, path errors, an error with ``exit_status = 2``) or 1 for a tool or
+device failure (``RuntimeError``, other OS errors, ``exit_status = 1``); Ctrl-C
+prints ``interrupted`` and exits 130, SIGTERM exits 143 after the same cleanup
+(temporary folders removed, processes stopped). Any other exception is reported as
+an internal error in one line. ``--verbose`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import traceback
+import warnings
+from typing import NoReturn
 
-from .boards import BOARDS, DEFAULT_BOARD, parse_size
+from .boards import BOARDS, DEFAULT_BOARD, budget_warnings, get_board, parse_size
+from .fileio import check_output_dir, check_output_file
 
 # The arena planners (planner.ALGORITHMS; a literal so that start-up imports no TVM; a test
 # checks they agree).
@@ -23,10 +36,16 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from .frontend import import_model
     from .quantize import QuantConfig
 
+    output = check_output_file(args.output, "artifact")
+    check_output_file(output.with_name(f"{output.stem}.memory.png"), "memory plot")
+    sram = parse_size(args.sram) if args.sram else None
+    flash = parse_size(args.flash) if args.flash else None
+    for warning in budget_warnings(get_board(args.board), sram, flash):
+        print(warning, file=sys.stderr)
     opts = CompileOptions(
         board=args.board,
-        sram_bytes=parse_size(args.sram) if args.sram else None,
-        flash_bytes=parse_size(args.flash) if args.flash else None,
+        sram_bytes=sram,
+        flash_bytes=flash,
         planner=args.planner,
         quantize=args.quantize,
         token_overwrite=not args.no_token_overwrite,
@@ -42,7 +61,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
         opts.calibration = load_calibration(args.calib, model.inputs[0].shape, args.calib_samples)
     artifact = compile_model(model, opts)
-    path = artifact.write(args.output)
+    path = artifact.write(output)
     plot = artifact.extract("memory_timeline.png", path.with_name(f"{path.stem}.memory.png"))
     mem = artifact.metadata["memory"]
     print(f"wrote {path}")
@@ -66,6 +85,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    check_output_dir(args.out)
     run_demo(
         args.out,
         board=args.board,
@@ -77,9 +97,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (its subcommand parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tvm-mcuformer", description="Deploy Vision Transformers on microcontrollers."
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the traceback of a failure (anywhere)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -142,17 +172,84 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that cleanup runs as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+# Exceptions that are the user's to fix (exit 2) unless they carry their own exit_status.
+_USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def describe_error(err: BaseException) -> tuple[int, str]:
+    """Exit status and one-line message for a failure that reached the command line."""
+    status = getattr(err, "exit_status", None)
+    if status is None:
+        status = 2 if isinstance(err, _USER_ERRORS) else 1
+    if isinstance(err, OSError) and err.strerror:
+        where = err.filename if err.filename is not None else ""
+        text = f"{err.strerror}: {where}" if where else err.strerror
+        if isinstance(err, IsADirectoryError):
+            text += " (give a file path)"
+        elif isinstance(err, NotADirectoryError | FileExistsError):
+            text += " (a file is in the way of a folder: choose another path)"
+        elif isinstance(err, PermissionError):
+            text += " (choose a writable location)"
+    elif isinstance(err, ValueError | RuntimeError):
+        text = str(err)
+    else:
+        text = f"internal error ({type(err).__name__}: {err}); rerun with --verbose and report it"
+    return status, text or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv  # accepted anywhere on the line
+    argv = [a for a in argv if a != "--verbose"]
+    if not verbose:  # third-party deprecation chatter is not the user's to act on
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error already printed on one line
+        return done.code if isinstance(done.code, int) else 2
+    command = args.command
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"tvm-mcuformer {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except RuntimeError as err:
-        print(f"tvm-mcuformer {args.command}: failed: {err}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt as err:
+        if in_main_thread:  # the cleanup has run: a repeated signal must not kill the exit
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if verbose:
+            traceback.print_exc()
+        sigterm = isinstance(err, Terminated)
+        print(
+            f"tvm-mcuformer {command}: interrupted{' (SIGTERM)' if sigterm else ''}",
+            file=sys.stderr,
+        )
+        return 143 if sigterm else 130
+    except Exception as err:
+        if verbose:
+            traceback.print_exc()
+        status, text = describe_error(err)
+        print(f"tvm-mcuformer {command}: error: {text}", file=sys.stderr)
+        return status
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

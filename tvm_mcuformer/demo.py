@@ -32,7 +32,7 @@ from .models import DEMO_CONFIG, build_vit
 from .search.run import run_search
 from .search.space import SearchSpace, SubnetConfig
 from .search.supernet import Supernet
-from .training import DEMO_RECIPE, evaluate_top1, export_pt2, train
+from .training import DEMO_RECIPE, evaluate_top1, export_pt2, load_checkpoint, train
 
 DATASET = "mnist5k"
 CALIBRATION_SAMPLES = 256
@@ -77,7 +77,7 @@ def _searched_model(out: Path, board: str, seed: int) -> tuple[torch.nn.Module, 
     found = run_search(
         DATASET, spec.sram_bytes, spec.flash_bytes, out, preset="quick", board=board, seed=seed
     )
-    saved = torch.load(found["best"]["paths"]["pt"], map_location="cpu", weights_only=True)
+    saved = load_checkpoint(found["best"]["paths"]["pt"])
     model = Supernet(SearchSpace(**saved["space"])).extract(SubnetConfig(**saved["config"]))
     return model, found["best"]["architecture"]
 

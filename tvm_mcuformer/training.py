@@ -32,6 +32,34 @@ BATCH_SIZE = 64
 LR = 3e-3
 WEIGHT_DECAY = 0.05
 
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated or not a checkpoint (the message names it)."""
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """``torch.load(path, weights_only=True)`` of a dict, or :class:`CheckpointError`.
+
+    The error is one line naming the file (never torch's advice to load untrusted data
+    with ``weights_only=False``).
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} not found") from None
+    except Exception as err:  # torch raises several unrelated types for bad files
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if "weights_only" in str(err) or "Weights only" in str(err):
+            reason = "holds objects other than tensors and plain data"
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a checkpoint ({reason[:160]}): delete it"
+        ) from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"checkpoint {path} holds {type(ckpt).__name__}, not a dict")
+    return ckpt
+
+
 DEMO_RECIPE: Mapping[str, int | float] = MappingProxyType(
     {"epochs": 30, "batch_size": BATCH_SIZE, "lr": LR, "weight_decay": WEIGHT_DECAY, "max_shift": 2}
 )

@@ -17,11 +17,23 @@ __all__ = ["ImportedModel", "TensorSpec", "import_model"]
 def import_model(path: str | Path) -> ImportedModel:
     """Read ``path`` and return its Relax module with input/output specs.
 
-    Raises ``ValueError`` for an unknown file type or a file that is not a model.
+    Raises ``ValueError`` (one line: the file and what to do) for a missing, empty or
+    unreadable file, an unknown file type, a file that is not a model, or a model whose
+    input shapes are not static.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"model path {str(path)!r} is a directory: give the model file")
     if not path.is_file():
         raise ValueError(f"model file {str(path)!r} does not exist")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot read model file {str(path)!r}: {err.strerror}") from None
+    if size == 0:
+        raise ValueError(f"model file {str(path)!r} is empty: export the model again")
     suffix = path.suffix.lower()
     if suffix == ".pt2":
         from .torch_export import import_pt2
@@ -40,4 +52,4 @@ def import_model(path: str | Path) -> ImportedModel:
             f"cannot import {str(path)!r}: unknown model type {suffix!r}; "
             "give a torch.export program (.pt2), an ONNX model (.onnx) or a TFLite model (.tflite)"
         )
-    return ImportedModel.from_module(mod, source=str(path))
+    return ImportedModel.from_module(mod, source=repr(str(path)))

@@ -15,11 +15,17 @@ TENSOR_RANGES_ATTR = "mcuformer.tensor_ranges"
 these ranges instead of calibration."""
 
 
-def _tensor_spec(name: str, ty) -> TensorSpec:
+def _tensor_spec(name: str, ty, where: str) -> TensorSpec:
+    """The spec of a static-shape tensor; ``ValueError`` naming ``where`` otherwise."""
     if not isinstance(ty, relax.TensorType) or ty.shape is None:
-        raise ValueError(f"{name}: only tensors of static shape are supported, got {ty}")
-    shape = tuple(int(d) for d in ty.shape.values)
-    return TensorSpec(name, shape, str(ty.dtype))
+        raise ValueError(f"{where} is {ty}; only tensors of static shape are supported")
+    dims = list(ty.shape.values)
+    if not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
+        raise ValueError(
+            f"{where} has dynamic shape ({', '.join(str(d) for d in dims)}): export the model "
+            "with a fixed input shape (batch 1, no dynamic_shapes / dynamic_axes)"
+        )
+    return TensorSpec(name, tuple(int(d) for d in dims), str(ty.dtype))
 
 
 @dataclass
@@ -37,10 +43,12 @@ class ImportedModel:
         if "main" not in names:
             raise ValueError(f"{source}: the Relax module has no 'main' function")
         main = mod["main"]
-        inputs = [_tensor_spec(p.name, p.ty) for p in main.params]
+        inputs = [_tensor_spec(p.name, p.ty, f"{source}: input {p.name!r}") for p in main.params]
         ret = main.ret_ty
         rets = list(ret.fields) if isinstance(ret, relax.TupleType) else [ret]
-        outputs = [_tensor_spec(f"output{i}", t) for i, t in enumerate(rets)]
+        outputs = [
+            _tensor_spec(f"output{i}", t, f"{source}: output {i}") for i, t in enumerate(rets)
+        ]
         return cls(mod, inputs, outputs, source)
 
     @property

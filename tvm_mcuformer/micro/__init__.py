@@ -7,16 +7,33 @@ builds ``build/firmware.elf`` and the host reference ``build/host_runner``;
 through device and host and reports accuracy, memory and latency.
 
 Every failure the user can act on raises :class:`MicroError` (a ``RuntimeError``) saying
-what went wrong, where, and what to do.
+what went wrong, where, and what to do. Its ``exit_status`` tells the command line whose
+failure it is: 2 (the default) for bad input, 1 for :class:`ToolError` (a failed build, a
+missing tool) and for device errors (``transport.DeviceError``, ``protocol.ProtocolError``).
 """
 
 
 class MicroError(RuntimeError):
-    """A user-facing failure of the micro stage (bad input, failed build, device error)."""
+    """A user-facing failure of the micro stage: by default, bad input (exit status 2)."""
+
+    exit_status = 2
+
+
+class ToolError(MicroError):
+    """A tool failed or is missing (compiler, make, west, QEMU): exit status 1."""
+
+    exit_status = 1
 
 
 from tvm_mcuformer.micro.build import build_project, flash_project  # noqa: E402
 from tvm_mcuformer.micro.evaluate import evaluate  # noqa: E402
 from tvm_mcuformer.micro.project import create_project  # noqa: E402
 
-__all__ = ["MicroError", "build_project", "create_project", "evaluate", "flash_project"]
+__all__ = [
+    "MicroError",
+    "ToolError",
+    "build_project",
+    "create_project",
+    "evaluate",
+    "flash_project",
+]

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tvm_mcuformer.micro import MicroError
+from tvm_mcuformer.micro import MicroError, ToolError
 from tvm_mcuformer.micro import protocol as proto
 from tvm_mcuformer.micro.project import Project, load_project
 from tvm_mcuformer.micro.transport import DEFAULT_TIMEOUT, check_info, open_serial, start_qemu
@@ -35,7 +35,7 @@ class BuildResult:
 def _require_tool(tool: str, hint: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        raise MicroError(f"{tool} not found on PATH: {hint}")
+        raise ToolError(f"{tool} not found on PATH: {hint}")
     return path
 
 
@@ -45,7 +45,7 @@ def _run(cmd: list[str], cwd: Path, what: str, env: dict[str, str] | None = None
     )
     if result.returncode != 0:
         tail = "\n".join(result.stdout.strip().splitlines()[-_LOG_TAIL_LINES:])
-        raise MicroError(f"{what} failed (`{' '.join(cmd)}` in {cwd}):\n{tail}")
+        raise ToolError(f"{what} failed (`{' '.join(cmd)}` in {cwd}):\n{tail}")
     return result.stdout
 
 
@@ -67,7 +67,7 @@ def _make(project: Project, target: str, jobs: int) -> None:
     _require_tool("make", "install make (apt-get install make)")
     try:
         _run(["make", f"-j{jobs}", target], project.root, f"building {target}")
-    except MicroError as e:
+    except ToolError as e:
         if "budget exceeded" in str(e):
             raise MicroError(_budget_message(project, str(e))) from None
         raise
@@ -95,8 +95,14 @@ def build_project(project_dir: str | Path, jobs: int | None = None) -> BuildResu
     over the board's SRAM or flash budget fails with a message containing "budget".
     """
     project = load_project(project_dir)
+    if jobs is not None and jobs < 1:
+        raise MicroError(f"--jobs {jobs}: give a positive number of parallel jobs")
     jobs = jobs or os.cpu_count() or 1
     _require_tool("cc", "install a host C compiler (apt-get install gcc)")
+    # Relink from scratch: make keeps an old image when a source was removed, and a failed
+    # build must not leave the previous firmware looking current.
+    for output in (project.firmware, project.host_runner):
+        output.unlink(missing_ok=True)
     if project.platform == "baremetal":
         _require_tool("arm-none-eabi-gcc", "install gcc-arm-none-eabi and libnewlib-arm-none-eabi")
         _make(project, "all", jobs)

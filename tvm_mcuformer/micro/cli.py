@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from tvm_mcuformer.boards import DEFAULT_STACK_RESERVE, parse_size
-from tvm_mcuformer.fileio import atomic_write
+from tvm_mcuformer.fileio import atomic_write, check_output_dir, check_output_file
 from tvm_mcuformer.micro import MicroError
 from tvm_mcuformer.micro.build import build_project, flash_project
 from tvm_mcuformer.micro.evaluate import evaluate
+from tvm_mcuformer.micro.journal import journal_path
 from tvm_mcuformer.micro.project import (
     FLOAT_ABIS,
     PLATFORMS,
@@ -29,6 +31,7 @@ DATASETS = ("digits", "mnist5k")
 
 
 def _create(args: argparse.Namespace) -> int:
+    check_output_dir(args.project, "project folder")
     project = create_project(
         args.project,
         args.artifact,
@@ -68,11 +71,18 @@ def _load_inputs(args: argparse.Namespace) -> tuple[dict[str, np.ndarray] | np.n
             raise MicroError(f"--dataset needs tvm_mcuformer.data ({e}): use --inputs") from None
         x, y = load_split(args.dataset, "test")
         return x, y
+    if args.inputs.is_dir():
+        raise MicroError(f"--inputs {args.inputs} is a directory: give an .npz file")
+    if not args.inputs.is_file():
+        raise MicroError(f"--inputs {args.inputs} not found: give an .npz file")
     try:
-        with np.load(args.inputs) as npz:
+        with np.load(args.inputs, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as e:
-        raise MicroError(f"cannot read --inputs {args.inputs}: {e}") from None
+    except (OSError, ValueError, EOFError, AttributeError, TypeError, zipfile.BadZipFile) as e:
+        raise MicroError(
+            f"--inputs {args.inputs} is not a readable .npz file ({type(e).__name__}): "
+            "save it with numpy.savez"
+        ) from None
     labels = arrays.pop("labels", None)
     if not arrays:
         raise MicroError(f"--inputs {args.inputs} holds no input arrays")
@@ -80,6 +90,10 @@ def _load_inputs(args: argparse.Namespace) -> tuple[dict[str, np.ndarray] | np.n
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_output_file(args.report, "--report")
+    if args.outputs:
+        check_output_file(args.outputs, "--outputs")
+    journal = journal_path(args.report)
     inputs, labels = _load_inputs(args)
     report = evaluate(
         args.project,
@@ -90,11 +104,14 @@ def _run(args: argparse.Namespace) -> int:
         port=args.port,
         baud=args.baud,
         timeout=args.timeout,
+        journal=journal,
+        resume=args.resume,
     )
     outputs = report.pop("outputs")
     if args.outputs:
         atomic_write(args.outputs, lambda f: np.savez(f, **outputs), binary=True)
     atomic_write(args.report, lambda f: json.dump(report, f, indent=2), binary=False)
+    journal.unlink(missing_ok=True)
     acc, lat = report["accuracy"], report["latency"]
     counter = lat["counter"]
     per_inference = (
@@ -109,6 +126,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.profile:
         print(profile_table(lat))
     return 0
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive finite number")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def profile_table(latency: dict) -> str:
@@ -130,10 +161,12 @@ def profile_table(latency: dict) -> str:
 
 def _device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", help="serial port of a Zephyr board (e.g. /dev/ttyACM0)")
-    parser.add_argument("--baud", type=int, default=115200, help="UART baud rate (board)")
+    parser.add_argument(
+        "--baud", type=_positive(int), default=115200, help="UART baud rate (board)"
+    )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_positive(float),
         default=DEFAULT_TIMEOUT,
         help=f"seconds to wait for each reply (default {DEFAULT_TIMEOUT:g})",
     )
@@ -162,7 +195,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     build = commands.add_parser("build", help="build build/firmware.elf and build/host_runner")
     build.add_argument("project", type=Path)
-    build.add_argument("-j", "--jobs", type=int, help="parallel compile jobs (default: all CPUs)")
+    build.add_argument(
+        "-j", "--jobs", type=_positive(int), help="parallel compile jobs (default: all CPUs)"
+    )
     build.set_defaults(func=_build)
 
     flash = commands.add_parser("flash", help="put the firmware on its device and check it answers")
@@ -179,10 +214,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help=".npz of arrays keyed by input name (or one array), optional 'labels'",
     )
-    run.add_argument("--limit", type=int, help="run only the first N samples")
+    run.add_argument("--limit", type=_positive(int), help="run only the first N samples")
     run.add_argument("--outputs", type=Path, help="save device outputs (.npz keyed by output name)")
     run.add_argument("--report", type=Path, required=True, help="report JSON to write")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from REPORT.partial (kept while a run is going)",
+    )
     run.add_argument(
         "--profile", action="store_true", help="print the per-op latency (counter per kernel call)"
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tvm_mcuformer.micro import MicroError, elf
+from tvm_mcuformer.micro.journal import RunJournal, SampleRecord, fingerprint
 from tvm_mcuformer.micro.project import Project, TensorSpec, load_project, memory_budget
 from tvm_mcuformer.micro.transport import DEFAULT_TIMEOUT, check_info, open_device, start_host
 
@@ -39,6 +40,9 @@ def sample_shape(spec: TensorSpec) -> tuple[int, ...]:
 
 def _to_dtype(name: str, array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     dtype = np.dtype(spec.dtype)
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array.reshape(len(array), -1)))[0][0]
+        raise MicroError(f"input {name!r}: sample {bad} holds NaN or Inf: clean the data")
     if dtype.kind == "f":
         if array.dtype.kind not in "biuf":
             raise MicroError(f"input {name!r}: dtype {array.dtype} is not numeric")
@@ -99,6 +103,31 @@ def decode_outputs(specs: tuple[TensorSpec, ...], frames: list[bytes]) -> dict[s
         outputs[spec.name] = block.view(spec.dtype).reshape(len(frames), *sample_shape(spec))
         offset += spec.nbytes
     return outputs
+
+
+def check_labels(labels: np.ndarray, n: int, spec: TensorSpec) -> np.ndarray:
+    """The first ``n`` labels as int64 class indices of output ``spec``, or ``MicroError``."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        labels = labels.reshape(-1) if labels.size == len(labels) else labels
+    if labels.ndim != 1:
+        raise MicroError(f"labels have shape {labels.shape}: give one class index per sample")
+    if len(labels) < n:
+        raise MicroError(f"{len(labels)} labels for {n} samples")
+    labels = labels[:n]
+    if labels.dtype.kind not in "biuf" or (
+        labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels)))
+    ):
+        raise MicroError(f"labels must be whole class indices, got dtype {labels.dtype}")
+    classes = int(np.prod(sample_shape(spec)))
+    outside = (labels < 0) | (labels >= classes)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise MicroError(
+            f"label {labels[i]} of sample {i} is outside the model's {classes} classes "
+            f"(0..{classes - 1}): check the labels match this model"
+        )
+    return labels.astype(np.int64)
 
 
 def _top1(outputs: dict[str, np.ndarray], spec: TensorSpec, labels: np.ndarray | None):
@@ -199,12 +228,17 @@ def evaluate(
     port: str | None = None,
     baud: int = 115200,
     timeout: float = DEFAULT_TIMEOUT,
+    journal: str | Path | None = None,
+    resume: bool = False,
 ) -> dict:
     """Run ``inputs`` (first ``limit`` samples) on the project's device and the host build.
 
     Returns the report (JSON-serialisable) plus ``"outputs"``: the device outputs as
     ``{output name: array (N, ...)}``. ``port``/``baud`` select a Zephyr board's UART.
-    Progress goes to stderr every 100 frames when ``progress`` is set.
+    Progress goes to stderr every 100 frames when ``progress`` is set. With ``journal`` (a
+    path, see :mod:`~tvm_mcuformer.micro.journal`) every completed sample is recorded as it
+    finishes; ``resume`` continues from that journal. The caller removes the journal once
+    the report is safely written. Only the wall-clock fields differ from an uninterrupted run.
     """
     project = load_project(project_dir)
     if limit is not None and limit < 1:
@@ -212,40 +246,53 @@ def evaluate(
     frames = encode_inputs(project.inputs, inputs, limit)
     n = len(frames)
     if labels is not None:
-        labels = np.asarray(labels).reshape(-1)
-        if len(labels) < n:
-            raise MicroError(f"{len(labels)} labels for {n} samples")
-        labels = labels[:n].astype(np.int64)
+        labels = check_labels(labels, n, project.outputs[0])
     for path, what in ((project.firmware, "firmware"), (project.host_runner, "host runner")):
         if not path.is_file():
             raise MicroError(f"{what} {path} not found: run `tvm-mcuformer micro build` first")
+    if journal is not None:
+        key = fingerprint([project.firmware, project.host_runner], frames)
+        log = RunJournal.open(journal, key, n, resume)
+    else:
+        log = RunJournal(None, "", n, [])  # in memory only
+    resumed_at = len(log.done)
+    if progress and resumed_at:
+        print(f"run: resuming after sample {resumed_at}/{n}", file=sys.stderr, flush=True)
 
-    device_out, host_out = [], []
-    counts = np.zeros(n, dtype=np.int64)
-    stack_used = 0
     start = time.monotonic()
-    with (
-        open_device(project, port, baud, timeout) as device,
-        start_host(project.host_runner, timeout) as host,
-    ):
-        for session in (device, host):
-            check_info(session.info, project, session.name)
-        for i, frame in enumerate(frames):
-            device_seq, host_seq = device.send_infer(frame), host.send_infer(frame)
-            got, ref = device.receive_infer(device_seq), host.receive_infer(host_seq)
-            for result, name in ((got, device.name), (ref, host.name)):
-                if result.status != 0:
-                    raise MicroError(f"model returned status {result.status} on {name}, sample {i}")
-            device_out.append(got.output)
-            host_out.append(ref.output)
-            counts[i] = got.count
-            stack_used = max(stack_used, got.stack_used_bytes)
-            if progress and ((i + 1) % PROGRESS_EVERY == 0 or i + 1 == n) and n >= PROGRESS_EVERY:
-                rate = (i + 1) / (time.monotonic() - start)
-                print(f"run: {i + 1}/{n} samples, {rate:.0f}/s", file=sys.stderr, flush=True)
-        counter, device_name = device.info.counter, device.name
-        profile = device.request_profile() if counter is not None and n else []
+    try:
+        with (
+            open_device(project, port, baud, timeout) as device,
+            start_host(project.host_runner, timeout) as host,
+        ):
+            for session in (device, host):
+                check_info(session.info, project, session.name)
+            for i in range(resumed_at, n):
+                device_seq, host_seq = device.send_infer(frames[i]), host.send_infer(frames[i])
+                got, ref = device.receive_infer(device_seq), host.receive_infer(host_seq)
+                for result, name in ((got, device.name), (ref, host.name)):
+                    if result.status != 0:
+                        raise MicroError(
+                            f"model returned status {result.status} on {name}, sample {i}"
+                        )
+                log.append(SampleRecord(i, got.output, ref.output, got.count, got.stack_used_bytes))
+                done = i + 1
+                if progress and (done % PROGRESS_EVERY == 0 or done == n) and n >= PROGRESS_EVERY:
+                    rate = (done - resumed_at) / (time.monotonic() - start)
+                    print(f"run: {done}/{n} samples, {rate:.0f}/s", file=sys.stderr, flush=True)
+            counter, device_name = device.info.counter, device.name
+            profile = []
+            if counter is not None and n:
+                if resumed_at == n:  # every sample was journaled: rerun the last for its profile
+                    device.infer(frames[-1])
+                profile = device.request_profile()
+    finally:
+        log.close()
     wall = time.monotonic() - start
+    device_out = [r.device for r in log.done]
+    host_out = [r.host for r in log.done]
+    counts = np.array([r.count for r in log.done], dtype=np.int64)
+    stack_used = max(r.stack for r in log.done)
 
     outputs = decode_outputs(project.outputs, device_out)
     host_outputs = decode_outputs(project.outputs, host_out)
@@ -269,7 +316,7 @@ def evaluate(
             **_latency_report(counter, counts, project.metadata.get("macs")),
             "per_op": per_op_latency(profile, project.metadata.get("ops", [])),
             "wall_seconds": wall,
-            "inferences_per_second_host": n / wall if wall > 0 else None,
+            "inferences_per_second_host": (n - resumed_at) / wall if wall > 0 else None,
         },
         "outputs": outputs,
     }

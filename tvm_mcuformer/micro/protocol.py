@@ -62,6 +62,8 @@ INFER_REPLY_HEAD = struct.Struct("<iIQ")
 class ProtocolError(MicroError):
     """A frame was malformed, corrupted, or not the reply that was expected."""
 
+    exit_status = 1
+
 
 @dataclass(frozen=True)
 class Frame:

@@ -25,17 +25,24 @@ import time
 import tty
 from pathlib import Path
 
-from tvm_mcuformer.micro import MicroError
+from tvm_mcuformer.micro import MicroError, ToolError
 from tvm_mcuformer.micro import protocol as proto
 from tvm_mcuformer.micro.project import Project
 
 DEFAULT_TIMEOUT = 120.0  # seconds to wait for one reply
 _POLL_SLICE = 0.05  # seconds between checks that the process is still alive
 _STDERR_TAIL = 4000
+_READ_CHUNK = 65536
+# Bytes skipped looking for a frame start before the link is declared out of sync (a boot
+# banner is far shorter; 64 KiB is ~6 s of garbage on a 115200-baud UART).
+RESYNC_LIMIT = 64 * 1024
+MAX_PROFILED_CALLS = 1 << 16  # bounds a PROFILE reply (one u64 per kernel call)
 
 
 class DeviceError(MicroError):
     """The firmware died, hung, or answered something unusable."""
+
+    exit_status = 1
 
 
 class Session:
@@ -64,6 +71,9 @@ class Session:
         self._workdir = workdir
         self._seq = 0
         self._closed = False
+        self._rx = bytearray()  # received bytes not yet consumed by a frame
+        # Largest reply payload accepted: INFO's until INFO says the output size.
+        self.max_payload = proto.INFO_REPLY.size
         self.info: proto.Info | None = None
         for fd in {read_fd, write_fd}:
             os.set_blocking(fd, False)
@@ -107,22 +117,29 @@ class Session:
             except (BrokenPipeError, OSError):
                 raise self._died(doing) from None
 
-    def _read_exact(self, n: int, deadline: float, doing: str) -> bytes:
-        chunks = bytearray()
-        while len(chunks) < n:
-            ready, _, _ = select.select([self._read_fd], [], [], _POLL_SLICE)
+    def _fill(self, deadline: float, doing: str) -> None:
+        """Append at least one received byte to the receive buffer, or raise.
+
+        The deadline is checked on every pass, whether or not bytes are arriving, so a link
+        that streams noise times out like a silent one.
+        """
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeviceError(
+                    f"{self.name}: no reply within {self.timeout:g} s while {doing} "
+                    f"(firmware hung or too slow: raise the timeout){self._stderr_tail()}"
+                )
+            ready, _, _ = select.select([self._read_fd], [], [], min(_POLL_SLICE, remaining))
             if not ready:
                 self._check_alive(doing)
-                if time.monotonic() > deadline:
-                    raise DeviceError(
-                        f"{self.name}: no reply within {self.timeout:g} s while {doing} "
-                        f"(firmware hung or too slow: raise the timeout){self._stderr_tail()}"
-                    )
                 continue
             try:
-                data = os.read(self._read_fd, n - len(chunks))
+                data = os.read(self._read_fd, _READ_CHUNK)
             except BlockingIOError:
                 continue
+            except OSError:
+                raise self._died(doing) from None
             if not data:
                 if self._process is not None:
                     try:
@@ -130,18 +147,39 @@ class Session:
                     except subprocess.TimeoutExpired:
                         pass
                 raise self._died(doing)
-            chunks += data
-        return bytes(chunks)
+            self._rx += data
+            return
 
     def _read_frame(self, deadline: float, doing: str) -> proto.Frame:
-        header = self._read_exact(proto.HEADER_BYTES, deadline, doing)
-        while header[:4] != proto.MAGIC:
-            # Slide to the next magic, as the firmware does (boot banners, line noise).
-            header = header[1:] + self._read_exact(1, deadline, doing)
-        _, _, length = proto.decode_header(header)
-        payload = self._read_exact(length, deadline, doing)
-        crc = self._read_exact(proto.CRC_BYTES, deadline, doing)
-        return proto.check_frame(header, payload, crc)
+        """Read the next frame: skip bytes before its magic (boot banners, line noise) up to
+        :data:`RESYNC_LIMIT`, refuse payloads over ``max_payload``, all within ``deadline``."""
+        skipped = 0
+        while True:
+            start = self._rx.find(proto.MAGIC)
+            # Without a magic, keep only a tail that could be the start of one.
+            drop = start if start >= 0 else max(0, len(self._rx) - (len(proto.MAGIC) - 1))
+            del self._rx[:drop]
+            skipped += drop
+            if skipped > RESYNC_LIMIT:
+                raise DeviceError(
+                    f"{self.name}: {skipped} bytes without a frame start while {doing} (noise "
+                    "on the link, a wrong baud rate, or firmware printing): check the "
+                    "connection and the firmware"
+                )
+            if start >= 0 and len(self._rx) >= proto.HEADER_BYTES:
+                _, _, length = proto.decode_header(bytes(self._rx[: proto.HEADER_BYTES]))
+                if length > self.max_payload:
+                    raise proto.ProtocolError(
+                        f"{self.name}: frame announces a {length}-byte payload, at most "
+                        f"{self.max_payload} expected (corrupted link)"
+                    )
+                total = proto.HEADER_BYTES + length + proto.CRC_BYTES
+                while len(self._rx) < total:
+                    self._fill(deadline, doing)
+                data = bytes(self._rx[:total])
+                del self._rx[:total]
+                return proto.decode_frame(data)
+            self._fill(deadline, doing)
 
     # -- requests ----------------------------------------------------------------------
     def send(self, frame_type: int, payload: bytes = b"") -> int:
@@ -171,6 +209,9 @@ class Session:
     def request_info(self) -> proto.Info:
         """Ask the firmware what it runs (INFO); remember and return the answer."""
         self.info = proto.parse_info(self.receive(proto.REQ_INFO, self.send(proto.REQ_INFO)))
+        self.max_payload = max(
+            proto.INFO_REPLY.size, proto.INFER_REPLY_HEAD.size + self.info.output_bytes
+        )
         if self.info.version != proto.VERSION:
             raise DeviceError(f"{self.name}: firmware protocol version {self.info.version}")
         return self.info
@@ -187,7 +228,12 @@ class Session:
 
     def request_profile(self) -> list[int]:
         """The counter after each kernel call of the last inference (PROFILE), cumulative."""
-        return proto.parse_profile(self.receive(proto.REQ_PROFILE, self.send(proto.REQ_PROFILE)))
+        seq = self.send(proto.REQ_PROFILE)
+        limit, self.max_payload = self.max_payload, 8 * MAX_PROFILED_CALLS
+        try:
+            return proto.parse_profile(self.receive(proto.REQ_PROFILE, seq))
+        finally:
+            self.max_payload = limit
 
     def infer(self, data: bytes) -> proto.InferResult:
         """Run one inference and return its result."""
@@ -262,7 +308,7 @@ def start_qemu(elf: Path, machine: str, timeout: float = DEFAULT_TIMEOUT) -> Ses
     """Boot ``elf`` on QEMU board ``machine`` and return a session (INFO already answered)."""
     _require_file(elf, "firmware")
     if shutil.which("qemu-system-arm") is None:
-        raise MicroError("qemu-system-arm not found: install it (apt-get install qemu-system-arm)")
+        raise ToolError("qemu-system-arm not found: install it (apt-get install qemu-system-arm)")
     workdir = Path(tempfile.mkdtemp(prefix="mcuformer-qemu-"))
     try:
         for name in ("req.fifo", "resp.fifo"):

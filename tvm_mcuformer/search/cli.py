@@ -9,16 +9,23 @@ command on the same ``-o`` folder resumes the search.
 from __future__ import annotations
 
 import argparse
+import sys
 
-from tvm_mcuformer.boards import BOARDS, DEFAULT_BOARD, get_board, parse_size
+from tvm_mcuformer.boards import BOARDS, DEFAULT_BOARD, budget_warnings, get_board, parse_size
+from tvm_mcuformer.fileio import check_output_dir
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from tvm_mcuformer.search.run import describe_subnet, run_search
+    from tvm_mcuformer.search.space_evolution import read_state
 
+    check_output_dir(args.output)
+    read_state(args.output)  # a corrupt state file fails now, not after the data is loaded
     board = get_board(args.board)
     sram = parse_size(args.sram) if args.sram else board.sram_bytes
     flash = parse_size(args.flash) if args.flash else board.flash_bytes
+    for warning in budget_warnings(board, sram, flash):
+        print(warning, file=sys.stderr)
     preset = "quick" if args.quick else args.preset
     result = run_search(
         args.dataset, sram, flash, args.output, preset=preset, board=args.board, seed=args.seed

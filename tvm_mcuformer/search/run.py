@@ -65,7 +65,7 @@ from tvm_mcuformer.search.space_evolution import (
 )
 from tvm_mcuformer.search.supernet import SubnetViT, Supernet
 from tvm_mcuformer.search.train_supernet import evaluate_subnet
-from tvm_mcuformer.training import evaluate_top1, export_pt2
+from tvm_mcuformer.training import evaluate_top1, export_pt2, load_checkpoint
 
 VAL_FRACTION = 0.2
 """Share of the training split held out to score spaces and subnets."""
@@ -181,7 +181,7 @@ def _splits(dataset: str, preset: SearchPreset, seed: int) -> tuple[np.ndarray, 
 
 def load_subnet(path: str | Path) -> SubnetViT:
     """Rebuild the :class:`SubnetViT` saved by :func:`run_search` in ``best_subnet.pt``."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint(path)
     space = SearchSpace(**ckpt["space"])
     model = Supernet(space).extract(SubnetConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["state_dict"])

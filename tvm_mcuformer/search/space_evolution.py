@@ -68,7 +68,7 @@ from tvm_mcuformer.search.train_supernet import (
     latest_checkpoint,
     train_supernet,
 )
-from tvm_mcuformer.training import BATCH_SIZE, LR, WEIGHT_DECAY, ArrayLike
+from tvm_mcuformer.training import BATCH_SIZE, LR, WEIGHT_DECAY, ArrayLike, load_checkpoint
 
 if TYPE_CHECKING:
     from tvm_mcuformer.search.memory import SubnetMemory
@@ -373,7 +373,7 @@ def warm_start(supernet: Supernet, checkpoint: str | Path) -> tuple[int, int]:
     Returns ``(copied, total)`` tensor counts of the supernet's state dict;
     the other tensors keep their fresh initialisation.
     """
-    source = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+    source = load_checkpoint(checkpoint)["model"]
     target = supernet.state_dict()
     matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
     supernet.load_state_dict(matched, strict=False)
@@ -479,12 +479,32 @@ def _differences(new: Mapping, old: Mapping, prefix: str = "") -> list[str]:
     return out
 
 
-def _load_state(path: Path, settings: dict) -> dict | None:
+def read_state(out_dir: str | Path) -> dict | None:
+    """The search state in ``out_dir`` (None if there is none); ``ValueError`` naming the
+    file and what to do if it is corrupt or of another version."""
+    path = Path(out_dir) / STATE_FILE
     if not path.is_file():
         return None
-    state = json.loads(path.read_text())
-    if state.get("version") != STATE_VERSION:
-        raise ValueError(f"{path} has state version {state.get('version')!r}, not {STATE_VERSION}")
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"search state {path} is corrupt ({err}): delete it to restart the space "
+            "evolution (trained supernets in the folder are reused)"
+        ) from None
+    version = state.get("version") if isinstance(state, dict) else None
+    if version != STATE_VERSION:
+        raise ValueError(
+            f"search state {path} has version {version!r}, not {STATE_VERSION}: delete it to "
+            "restart the space evolution"
+        )
+    return state
+
+
+def _load_state(path: Path, settings: dict) -> dict | None:
+    state = read_state(path.parent)
+    if state is None:
+        return None
     stale = _differences(settings, state["settings"])
     if stale:
         raise ValueError(

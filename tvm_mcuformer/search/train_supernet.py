@@ -55,10 +55,12 @@ from tvm_mcuformer.training import (
     LR,
     WEIGHT_DECAY,
     ArrayLike,
+    CheckpointError,
     _random_shift,
     _tensors,
     _torch_threads,
     evaluate_top1,
+    load_checkpoint,
     warmup_cosine,
 )
 
@@ -75,22 +77,46 @@ def checkpoint_path(out_dir: str | Path, epoch: int) -> Path:
     return Path(out_dir) / f"supernet_epoch{epoch}.pt"
 
 
-def latest_checkpoint(out_dir: str | Path) -> tuple[int, Path] | None:
-    """``(epoch, path)`` of the highest-epoch checkpoint in ``out_dir``, or None if it has none."""
+def checkpoints(out_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of every checkpoint in ``out_dir``, latest first."""
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
-        return None
+        return []
     found = [
         (int(m.group(1)), p)
         for p in out_dir.iterdir()
         if (m := CHECKPOINT_RE.fullmatch(p.name)) and p.is_file()
     ]
-    return max(found, default=None)
+    return sorted(found, reverse=True)
+
+
+def latest_checkpoint(out_dir: str | Path) -> tuple[int, Path] | None:
+    """``(epoch, path)`` of the highest-epoch checkpoint in ``out_dir``, or None if it has none."""
+    return next(iter(checkpoints(out_dir)), None)
+
+
+def _resume_point(out_dir: Path, device: torch.device) -> tuple[int, Path, dict] | None:
+    """The latest checkpoint that loads, as ``(epoch, path, contents)``, or None.
+
+    A corrupt checkpoint (a kill mid-copy, a full disk, a bad sector) is skipped with a
+    warning naming it, and training resumes from the epoch before; it is overwritten when
+    that epoch is trained again.
+    """
+    for epoch, path in checkpoints(out_dir):
+        try:
+            ckpt = load_checkpoint(path, map_location=device)
+            if ckpt.get("epoch") != epoch or not {"model", "optimizer", "settings"} <= set(ckpt):
+                raise CheckpointError(f"checkpoint {path} lacks the training state")
+        except CheckpointError as err:
+            _log(f"warning: {err}; resuming from the epoch before")
+            continue
+        return epoch, path, ckpt
+    return None
 
 
 def load_supernet(path: str | Path) -> Supernet:
     """Rebuild the :class:`Supernet` saved in checkpoint ``path`` (eval mode, CPU)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint(path)
     supernet = Supernet(SearchSpace(**ckpt["space"]))
     supernet.load_state_dict(ckpt["model"])
     return supernet.eval()
@@ -211,10 +237,9 @@ def _train(
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     done = 0
-    found = latest_checkpoint(out_dir)
+    found = _resume_point(Path(out_dir), device)
     if found is not None:
-        done, path = found
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        done, path, ckpt = found
         stale = sorted(k for k, v in settings.items() if ckpt["settings"].get(k) != v)
         if ckpt["space"] != asdict(supernet.space) or stale:
             raise ValueError(

@@ -88,9 +88,12 @@ static char* append(char* out, const char* text, uint32_t v, int hex) {
   return out;
 }
 
-/* Runs on a fresh stack (the faulting one may be exhausted). */
-__attribute__((used, noreturn)) static void fault_report(uint32_t ipsr) {
-  char msg[256];
+/* Runs on a fresh stack (the faulting one may be exhausted). `frame` is the stack pointer
+ * at the fault (MSP or PSP, per EXC_RETURN): the hardware stacked r0-r3, r12, LR, PC, xPSR
+ * there, unless stacking itself faulted (MSTKERR) or the frame is outside the stack. */
+__attribute__((used, noreturn)) static void fault_report(uint32_t ipsr, const uint32_t* frame,
+                                                         uint32_t exc_return) {
+  char msg[320];
   char* p = msg;
   uint32_t cfsr = CFSR;
   uint32_t mmfar = MMFAR;
@@ -103,6 +106,15 @@ __attribute__((used, noreturn)) static void fault_report(uint32_t ipsr) {
   p = append(p, "mcuformer: CPU fault, exception 0x", ipsr & 0x1FFu, 1);
   p = append(p, " CFSR 0x", cfsr, 1);
   p = append(p, " HFSR 0x", HFSR, 1);
+  uintptr_t at = (uintptr_t)frame;
+  if (!(cfsr & CFSR_MSTKERR) && at >= (uintptr_t)__stack_limit &&
+      at + 8u * sizeof(uint32_t) <= (uintptr_t)__stack_top) {
+    p = append(p, " PC 0x", frame[6], 1);
+    p = append(p, " LR 0x", frame[5], 1);
+  } else {
+    p = append(p, " PC unknown (no stacked frame)", 0, 0);
+  }
+  p = append(p, " EXC_RETURN 0x", exc_return, 1);
   p = append(p, " MMFAR 0x", mmfar, 1);
   p = append(p, " BFAR 0x", BFAR, 1);
   p = append(p, "\n", 0, 0);
@@ -111,8 +123,14 @@ __attribute__((used, noreturn)) static void fault_report(uint32_t ipsr) {
   platform_exit(MCUF_EXIT_FAULT);
 }
 
+/* Reads the faulting frame's address before moving SP to a fresh stack. */
 __attribute__((naked)) void Fault_Handler(void) {
   __asm volatile(
+      "tst lr, #4\n\t"
+      "ite eq\n\t"
+      "mrseq r1, msp\n\t"
+      "mrsne r1, psp\n\t"
+      "mov r2, lr\n\t"
       "movw r0, #:lower16:__stack_top\n\t"
       "movt r0, #:upper16:__stack_top\n\t"
       "mov sp, r0\n\t"
