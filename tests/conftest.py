@@ -107,16 +107,21 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 def import_bench(name: str):
-    """Import ``bench/NAME.py`` and return it, leaving no bench module under its plain name in
-    ``sys.modules`` (``kernels``, ``tables`` are also names of PyPI packages other code imports).
+    """Import ``bench/NAME.py`` as module ``bench_NAME`` and return it.
+
+    Loaded from its path, never by its plain name: ``kernels`` and ``tables`` are also
+    PyPI packages (transformers imports ``kernels``); the bench's own sibling imports are
+    dropped from ``sys.modules`` afterwards.
     """
-    import importlib
+    import importlib.util
     import sys
 
     before = set(sys.modules)
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(BENCH))
     try:
-        module = importlib.import_module(name)
+        spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(BENCH))
         for added in set(sys.modules) - before:

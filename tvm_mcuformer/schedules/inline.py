@@ -13,12 +13,19 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
 
+from ..ops.attention import ATTENTION_BLOCK
 from .dense import SCHEDULED_ATTR
+
+# Kept materialised in fused attention: inlining the probabilities into the row × V
+# reduction would recompute the integer exponent head_dim times per score.
+ATTENTION_KEPT = ("softmax_int", "softmax_float")
 
 
 def inline_elementwise(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Return ``func`` with every inlinable block inlined (compute or reverse).
 
+    In fused attention the softmax probabilities stay a stage of their own (one
+    row of ``T`` after :mod:`.attention` schedules it), read by the row × V sum.
     An epilogue that cannot be inlined into its producer (the bias add after a
     matmul, the requantization after the per-pixel patch-embedding block) is
     computed right after each produced element instead, so the producer's
@@ -28,6 +35,9 @@ def inline_elementwise(func: tirx.PrimFunc) -> tirx.PrimFunc:
     blocks = normalize_prim_func(sch)
     if blocks is None:  # not in a shape the analysis understands: leave it as is
         return func
+    names = {sch.get(b.block_rv).name_hint for b in blocks}
+    if ATTENTION_BLOCK in names:
+        blocks = [b for b in blocks if sch.get(b.block_rv).name_hint not in ATTENTION_KEPT]
     remaining = try_inline(sch, blocks)
     _fuse_epilogues(sch, remaining)
     return sch.mod["main"]
