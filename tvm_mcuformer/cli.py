@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .boards import BOARDS, DEFAULT_BOARD, parse_size
+from .boards import BOARDS, DEFAULT_BOARD, ZEPHYR_BOARDS, parse_size
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="compile a model to a C artifact (.tar)")
     p.add_argument("model", help="model file: torch.export program (.pt2) or ONNX (.onnx)")
     p.add_argument("-o", "--output", required=True, help="artifact path (.tar)")
-    p.add_argument("--board", default=DEFAULT_BOARD, choices=sorted(BOARDS))
+    p.add_argument("--board", default=DEFAULT_BOARD, choices=[*sorted(BOARDS), *ZEPHYR_BOARDS])
     p.add_argument("--sram", help="SRAM budget, e.g. 320KiB (default: the board's)")
     p.add_argument("--flash", help="flash budget, e.g. 1MiB (default: the board's)")
     p.add_argument("--planner", default="best", help="arena planner algorithm")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from tvm_mcuformer.boards import BOARDS, DEFAULT_BOARD, get_board, parse_size
+from tvm_mcuformer.boards import BOARDS, DEFAULT_BOARD, ZEPHYR_BOARDS, get_board, parse_size
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -56,6 +56,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "MCUFormer's schedule with AutoFormer's evolution defaults, ~35 min on 2 cores)",
     )
     p.add_argument("--quick", action="store_true", help="same as --preset quick")
-    p.add_argument("--board", default=DEFAULT_BOARD, choices=sorted(BOARDS))
+    p.add_argument("--board", default=DEFAULT_BOARD, choices=[*sorted(BOARDS), *ZEPHYR_BOARDS])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_search)
