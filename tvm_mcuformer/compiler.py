@@ -7,7 +7,9 @@ Data flow (one object per stage)::
          ─codegen─▶ Artifact (C sources + metadata.json) ─write─▶ ARTIFACT.tar
 
 A model that cannot fit the board's SRAM or flash budget raises
-:class:`BudgetError` before anything is written.
+:class:`BudgetError` before anything is written; for int8 the check runs first
+on the model's integer layout (placeholder scales, the same memory), so an
+over-budget model is refused before calibration, naming its largest layers.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .planner import ArenaPlan, plan_arena
 from .planner.baselines import paper_m_bytes, tvm_static_plan_bytes
 from .planner.liveness import live_bytes_per_call
 from .planner.timeline import plot_memory_timeline
-from .quantize import QuantConfig, quantize_model
+from .quantize import QuantConfig, integer_layout, quantize_model
 from .relax_passes import lowering_passes
 
 QUANTIZE_MODES = ("int8", "none")
@@ -111,22 +113,52 @@ def _memory_report(
     }
 
 
-def _check_budget(memory: dict, board: Board) -> None:
+TOP_LAYERS = 3
+"""How many of the largest layers (by live bytes, by weight bytes) a budget refusal names."""
+
+
+def _largest(ops: list[dict], key: str) -> str:
+    top = sorted(ops, key=lambda op: -op[key])[:TOP_LAYERS]
+    return ", ".join(f"{op['kernel']} -> {'/'.join(op['outputs'])} {op[key]} B" for op in top)
+
+
+def _check_budget(memory: dict, board: Board, ops: list[dict]) -> None:
+    """Raise :class:`BudgetError` when ``memory`` exceeds its budget, naming the largest layers
+    (``ops`` is :func:`_ops_report`'s list)."""
     budget = memory["budget"]
+    layers = (
+        f"; largest layers by live bytes: {_largest(ops, 'live_bytes')}; "
+        f"by weight bytes: {_largest(ops, 'weight_bytes')}"
+    )
     if memory["required_sram_bytes"] > budget["sram_bytes"]:
         raise BudgetError(
             f"model does not fit the SRAM budget of {board.name}: it needs "
             f"{memory['required_sram_bytes']} bytes (arena {memory['planned_arena_bytes']} + "
             f"I/O {memory['io_bytes']} + stack {memory['stack_reserve_bytes']}) but the budget "
-            f"is {budget['sram_bytes']} bytes; shrink the model or raise --sram"
+            f"is {budget['sram_bytes']} bytes; shrink the model or raise --sram{layers}"
         )
     if memory["required_flash_bytes"] > budget["flash_bytes"]:
         raise BudgetError(
             f"model does not fit the flash budget of {board.name}: it needs at least "
             f"{memory['required_flash_bytes']} bytes (weights {memory['weight_bytes']} + code "
             f"{CODE_RESERVE}) but the budget is {budget['flash_bytes']} bytes; "
-            "shrink the model or raise --flash"
+            f"shrink the model or raise --flash{layers}"
         )
+
+
+def check_budget(model: ImportedModel, options: CompileOptions | None = None) -> dict:
+    """Plan ``model`` (float: its integer layout when ``options.quantize`` is int8) and raise
+    :class:`BudgetError` if it does not fit; return the memory report.
+
+    Seconds even at 224 px: no calibration, no C. The memory equals the calibrated
+    model's (it does not depend on the scales).
+    """
+    opts = options or CompileOptions()
+    if opts.quantize == "int8":
+        model = integer_layout(model, opts.quant)
+    planned = plan_model(model, opts)
+    _check_budget(planned.memory, opts.resolve()[0], _ops_report(planned.program, planned.plan))
+    return planned.memory
 
 
 def _ops_report(program: KernelProgram, plan: ArenaPlan) -> list[dict]:
@@ -210,10 +242,12 @@ def compile_model(
     imported = model if isinstance(model, ImportedModel) else import_model(model)
     float_model = imported
     if opts.quantize == "int8":
+        check_budget(imported, opts)  # refuse before calibration, the costly part
         imported = quantize_model(imported, opts.calibration, opts.quant)
     planned = plan_model(imported, opts)
     lowered, program, plan, memory = planned.lowered, planned.program, planned.plan, planned.memory
-    _check_budget(memory, board)
+    ops = _ops_report(program, plan)
+    _check_budget(memory, board, ops)
 
     with tempfile.TemporaryDirectory(prefix="mcuformer-plot-") as tmp:
         png = Path(tmp) / "memory_timeline.png"
@@ -241,6 +275,6 @@ def compile_model(
         "memory": memory,
         "macs": count_macs(float_model.mod),
         "quantization": _quant_report(opts),
-        "ops": _ops_report(program, plan),
+        "ops": ops,
     }
     return Artifact(metadata, files)
