@@ -7,9 +7,10 @@ compiler's, as in the trained search:
 
 1. Every *uniform* subnet (each layer the same heads and MLP ratio) of every
    space of the (ρ, patch) grid is a candidate: embed × depth × heads × MLP ratio.
-2. Flash is exact and free: :func:`weight_bytes` (the int8 layout the compiler
-   emits; a test holds it equal to the planner's) + the code reserve.
-   Candidates over the flash budget are dropped.
+2. Flash is nearly free: :func:`weight_bytes` (the int8 layout the compiler
+   emits; a test holds it equal to the planner's) + the compiler's code
+   reserve, whose per-call part is learnt per layer from the whole plans made
+   so far. Candidates over the flash budget are dropped.
 3. The rest are taken in descending capacity. Peak SRAM is set by the largest
    layer (the residual stream and one layer's temporaries are live at once),
    so each distinct layer (embed, heads, MLP ratio) of a space is planned once
@@ -215,7 +216,7 @@ def datafree_search(
         raise ValueError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     clock = time.perf_counter()
     spaces = [grid_space(base, rho, p) for rho in rank_ratios for p in patch_sizes]
-    flash_left = flash_bytes - CODE_RESERVE
+    flash_left = flash_bytes - CODE_RESERVE  # the per-call code reserve is learnt below
     pool = [
         (capacity(s, cfg, objective), cfg.num_heads[0], i, cfg)
         for i, s in enumerate(spaces)
@@ -234,18 +235,23 @@ def datafree_search(
     layers = _LayerMemory(board, sram_bytes)
     rejected: list[dict] = []
     best = None
+    code_per_layer = 0  # code reserve beyond CODE_RESERVE per layer, from whole plans
     for _, _, index, cfg in pool:
         space = spaces[index]
+        if weight_bytes(space, cfg) + code_per_layer * cfg.depth > flash_left:
+            continue
         if not layers.fits(space, cfg.embed_dim, cfg.num_heads[0], cfg.mlp_ratios[0]):
             continue
-        cfg = _fill(space, cfg, flash_left, layers)
+        cfg = _fill(space, cfg, flash_left - code_per_layer * cfg.depth, layers)
         memory = layers.planner(space)(cfg)
         if memory.fits(sram_bytes, flash_bytes):
             best = (space, cfg, memory)
             break
+        code = memory.flash_bytes - weight_bytes(space, cfg) - CODE_RESERVE
+        code_per_layer = max(code_per_layer, -(-code // cfg.depth))
         rejected.append({"config": asdict(cfg), **asdict(memory)})
         if progress:
-            _log(f"whole plan of {cfg} needs {memory.peak_sram_bytes} B: next candidate")
+            _log(f"whole plan of {cfg}: {memory}, over budget; next candidate")
     if best is None:
         smallest = min(m.peak_sram_bytes for m in layers.planned.values())
         raise ValueError(
