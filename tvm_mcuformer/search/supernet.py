@@ -66,10 +66,14 @@ class SuperLinear(nn.Module):
     The output rows are ``blocks`` stacked blocks (qkv: q, k, v); a subnet with
     ``out`` outputs keeps the leading ``out / blocks`` rows of each block.
     Factors are initialised from the truncated SVD of a ``trunc_normal(0.02)``
-    weight, so ``U V`` starts as the best rank-``R_max`` approximation of it.
+    weight, so ``U V`` starts as the best rank-``R_max`` approximation of it;
+    ``svd_init=False`` skips the SVD (factors ``trunc_normal(0.02)``) for
+    weights that are overwritten or do not matter (memory planning).
     """
 
-    def __init__(self, in_max: int, out_max: int, rank_ratio: float, blocks: int = 1) -> None:
+    def __init__(
+        self, in_max: int, out_max: int, rank_ratio: float, blocks: int = 1, svd_init: bool = True
+    ) -> None:
         super().__init__()
         self.rank_ratio, self.blocks = rank_ratio, blocks
         full = nn.init.trunc_normal_(torch.empty(out_max, in_max), std=0.02)
@@ -78,6 +82,10 @@ class SuperLinear(nn.Module):
             self.weight = nn.Parameter(full)
             return
         rank = low_rank(rank_ratio, min(in_max, out_max))
+        if not svd_init:
+            self.u = nn.Parameter(full[:, :rank].clone())
+            self.v = nn.Parameter(full[:rank].clone())
+            return
         p, s, qt = torch.linalg.svd(full, full_matrices=False)
         root = s[:rank].sqrt()
         self.u = nn.Parameter(p[:, :rank] * root)
@@ -136,18 +144,18 @@ def _layer_norm(weight: torch.Tensor, bias: torch.Tensor, eps: float) -> nn.Laye
 class SuperBlock(nn.Module):
     """Pre-LN transformer block at the space's largest widths; runs any narrower subnet layer."""
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, svd_init: bool = True) -> None:
         super().__init__()
         d = space.embed_dims[-1]
         hidden = int(d * space.mlp_ratios[-1])
         attn_rank = _attention_rank_ratio(space)
         self.norm1 = nn.LayerNorm(d)
-        self.qkv = SuperLinear(d, 3 * d, attn_rank, blocks=3)  # rows: q, k, v blocks
-        self.proj = SuperLinear(d, d, attn_rank)
+        self.qkv = SuperLinear(d, 3 * d, attn_rank, 3, svd_init)  # rows: q, k, v blocks
+        self.proj = SuperLinear(d, d, attn_rank, svd_init=svd_init)
         self.norm2 = nn.LayerNorm(d)
-        self.fc1 = SuperLinear(d, hidden, space.rank_ratio)
+        self.fc1 = SuperLinear(d, hidden, space.rank_ratio, svd_init=svd_init)
         self.act = _activation(space.gelu)
-        self.fc2 = SuperLinear(hidden, d, space.rank_ratio)
+        self.fc2 = SuperLinear(hidden, d, space.rank_ratio, svd_init=svd_init)
 
     def forward(self, x: torch.Tensor, num_heads: int, hidden: int) -> torch.Tensor:
         e = x.shape[-1]
@@ -223,11 +231,12 @@ class Supernet(nn.Module):
 
     ``x`` is ``(B, in_chans, img_size, img_size)``; ``cfg`` must belong to
     ``space`` (``ValueError`` otherwise). Initialisation follows TinyViT
-    (``trunc_normal(0.02)`` linears and position embedding, zero biases);
+    (``trunc_normal(0.02)`` linears and position embedding, zero biases; low-rank
+    factors from an SVD unless ``svd_init=False``, see :class:`SuperLinear`);
     seed torch first to fix it.
     """
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, svd_init: bool = True) -> None:
         super().__init__()
         if not isinstance(space, SearchSpace):
             raise TypeError(f"Supernet needs a SearchSpace, not {type(space).__name__}")
@@ -236,9 +245,11 @@ class Supernet(nn.Module):
         self.patch_embed = nn.Conv2d(space.in_chans, d, kernel_size=p, stride=p)
         self.pos_embed = nn.Parameter(torch.zeros(1, space.num_tokens, d))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.blocks = nn.ModuleList(SuperBlock(space) for _ in range(space.max_depth))
+        self.blocks = nn.ModuleList(SuperBlock(space, svd_init) for _ in range(space.max_depth))
         self.norm = nn.LayerNorm(d)
-        self.head = SuperLinear(d, space.num_classes, _attention_rank_ratio(space))
+        self.head = SuperLinear(
+            d, space.num_classes, _attention_rank_ratio(space), svd_init=svd_init
+        )
 
     def _check_input(self, x: torch.Tensor) -> None:
         s = self.space
