@@ -13,7 +13,6 @@ Markdown table.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import tvm
+from provenance import write_results
+from tables import render
 
 import tvm_mcuformer  # noqa: F401 - registers the mcuformer pipeline
 from tvm_mcuformer.data import load_split
@@ -70,21 +71,16 @@ def main() -> None:
         rows[name] = vm_top1(q, xt, yt)
         print(f"{name}: {rows[name]:.4f} ({time.time() - start:.0f} s)", file=sys.stderr)
     pt2.unlink()
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "dataset": "MNIST-5k subset, stratified 4000/1000, seed 0 (SE ±0.6 pp)",
-                "model": DEMO_CONFIG.__dict__,
-                "calibration": "256 training images, minmax",
-                "top1": rows,
-            },
-            indent=2,
-        )
+    write_results(
+        RESULTS,
+        {
+            "dataset": "MNIST-5k subset, stratified 4000/1000, seed 0 (SE ±0.6 pp)",
+            "model": DEMO_CONFIG.__dict__,
+            "calibration": "256 training images, minmax",
+            "top1": rows,
+        },
     )
-    print("| variant | top-1 | Δ vs float |\n|---|---|---|")
-    base = rows["float (PyTorch)"]
-    for name, acc in rows.items():
-        print(f"| {name} | {acc:.4f} | {100 * (acc - base):+.1f} pp |")
+    print(render("ablation_int8"))
 
 
 if __name__ == "__main__":

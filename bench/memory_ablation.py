@@ -14,12 +14,13 @@ Writes ``bench/results/memory_ablation.json`` and prints a Markdown table.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from provenance import write_results
+from tables import render
 
 from tvm_mcuformer.compiler import CompileOptions, compile_model
 from tvm_mcuformer.data import load_split
@@ -60,18 +61,8 @@ def main() -> None:
                 }
                 rows.append(row)
                 print(row, file=sys.stderr)
-    RESULTS.write_text(json.dumps({"model": DEMO_CONFIG.__dict__, "rows": rows}, indent=2))
-    print(
-        "| tokens | decomposition | token overwrite | arena | lower bound | TVM static plan "
-        "| naive | paper M |\n|---|---|---|---|---|---|---|---|"
-    )
-    for r in rows:
-        print(
-            f"| {r['tokens']} | {'on' if r['decomposition'] else 'off'} | "
-            f"{'on' if r['token_overwrite'] else 'off'} | "
-            + " | ".join(f"{r[k]:,}" for k in KEYS)
-            + " |"
-        )
+    write_results(RESULTS, {"model": DEMO_CONFIG.__dict__, "rows": rows})
+    print(render("memory_ablation"))
 
 
 if __name__ == "__main__":

@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from provenance import write_results
 
 from tvm_mcuformer.boards import PAPER_BOARDS, get_board
 from tvm_mcuformer.cli import main as cli
@@ -55,19 +54,6 @@ def _cli(*args: str) -> tuple[float, str]:
             f"tvm-mcuformer {' '.join(map(str, args))} exited {status}: {err.getvalue()}"
         )
     return seconds, err.getvalue()
-
-
-def _git_commit() -> str:
-    out = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
-    )
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent,
-    ).stdout.strip()
-    return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def run_board(board: str, work: Path, calib: Path, image: Path) -> dict:
@@ -148,17 +134,13 @@ def main() -> None:
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     refusal = over_budget(args.work, calib) if "stm32f746" in args.boards else None
     result = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
-        "command": " ".join([".venv/bin/python", *sys.argv]),
         "load_average_at_end": os.getloadavg(),  # timings are wall clock on a shared machine
         "calibration": f"{CALIB_SAMPLES} seeded uniform random images (no ImageNet here)",
         "objective": "MACs (search --no-train default)",
         "boards": rows,
         "over_budget_refusal": refusal,
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(RESULTS, result)
     print(
         "| board (QEMU) | architecture | params | MACs | arena / lower bound | peak SRAM measured "
         "/ budget | flash / budget | instr./inf. | compile |\n|---|---|---|---|---|---|---|---|---|"

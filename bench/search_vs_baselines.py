@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from provenance import write_results
+from tables import render
 
 from tvm_mcuformer.compiler import CompileOptions
 from tvm_mcuformer.data import load_split
@@ -213,35 +215,20 @@ def main() -> None:
         rows[0]["device_top1_std"] ** 2 / len(seeds)
         + best_baseline["device_top1_std"] ** 2 / len(seeds)
     ) ** 0.5
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "budget": {"sram_bytes": SRAM, "flash_bytes": FLASH},
-                "board": BOARD,
-                "settings": {"search_preset": preset, "epochs": epochs, "seeds": list(seeds)},
-                "best_hand_set": best_baseline["model"],
-                "searched_minus_best_hand_set": margin,
-                "searched_minus_best_hand_set_stderr": stderr,
-                "rows": rows,
-            },
-            indent=2,
-        )
+    write_results(
+        RESULTS,
+        {
+            "budget": {"sram_bytes": SRAM, "flash_bytes": FLASH},
+            "board": BOARD,
+            "settings": {"search_preset": preset, "epochs": epochs, "seeds": list(seeds)},
+            "best_hand_set": best_baseline["model"],
+            "searched_minus_best_hand_set": margin,
+            "searched_minus_best_hand_set_stderr": stderr,
+            "rows": rows,
+        },
     )
     _plot(rows, RESULTS.with_suffix(".png"))
-    print("| model | params | device top-1 per seed | mean ± std | peak SRAM | arena | flash |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['model']} | {r['parameters']:,} | "
-            f"{' / '.join(f'{v:.3f}' for v in r['device_top1_per_seed'])} | "
-            f"{r['device_top1_mean']:.4f} ± {r['device_top1_std']:.4f} | "
-            f"{r['peak_sram_bytes']:,} | {r['planned_arena_bytes']:,} | {r['flash_bytes']:,} |"
-        )
-    print(
-        f"searched − best hand-set (mean device top-1): {margin * 100:+.2f} pp "
-        f"(standard error {stderr * 100:.2f} pp)"
-    )
+    print(render("search_vs_baselines"))
 
 
 if __name__ == "__main__":

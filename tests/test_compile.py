@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import tarfile
 
 import numpy as np
@@ -39,17 +40,68 @@ def tiny_artifact(tiny_pt2, tmp_path_factory):
     return out
 
 
-def test_plugin_registers_pipeline_usable_from_tvm_compile(tiny_pt2):
+PLAIN_SCRIPT = """
+import sys
+
+import numpy as np
+import torch
+import tvm
+import tvm_mcuformer  # registers the pipeline
+from tvm.relax.pipeline import get_pipeline
+from tvm_mcuformer.frontend import import_model
+
+mod = import_model(sys.argv[1]).mod
+xs = np.random.RandomState(0).randn(16, 1, 1, 8, 8).astype("float32")
+target = tvm.target.Target({"kind": "llvm"})
+pipe = get_pipeline("mcuformer", token_overwrite=False, quantize="none")
+vm = tvm.relax.VirtualMachine(tvm.compile(mod, target, relax_pipeline=pipe), tvm.cpu())
+np.save(sys.argv[2], vm["main"](tvm.runtime.tensor(xs[0]))[0].numpy())
+pipe = get_pipeline("mcuformer", quantize="int8", calibration=xs, decompose_patch=False)
+vm = tvm.relax.VirtualMachine(tvm.compile(mod, target, relax_pipeline=pipe), tvm.cpu())
+q = np.clip(np.round(xs[0] / np.abs(xs).max() * 127), -128, 127).astype("int8")
+out = vm["main"](tvm.runtime.tensor(q))
+np.save(sys.argv[3], (out if hasattr(out, "numpy") else out[0]).numpy())
+"""
+
+
+def test_registered_pipeline_takes_options_in_a_plain_script(tiny_pt2, tmp_path):
+    """``tvm.compile(mod, target, relax_pipeline=get_pipeline("mcuformer", **options))``."""
     path, model = tiny_pt2
-    assert tvm.relax.pipeline.get_pipeline("mcuformer") is not None
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN_SCRIPT)
+    float_out, int8_out = tmp_path / "float.npy", tmp_path / "int8.npy"
+    subprocess.run(
+        [sys.executable, str(script), str(path), str(float_out), str(int8_out)],
+        check=True,
+        timeout=600,
+    )
+    x = np.random.RandomState(0).randn(16, 1, 1, 8, 8).astype("float32")[0]
+    ref = model(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(np.load(float_out), ref, atol=1e-5)
+    int8 = np.load(int8_out)
+    assert int8.dtype == np.int8 and int8.shape == ref.shape
     assert tvm.tirx.get_tir_pipeline("mcuformer_c") is not None
-    mod = import_model(path).mod
-    exe = tvm.compile(mod, tvm.target.Target({"kind": "llvm"}), relax_pipeline="mcuformer")
-    vm = tvm.relax.VirtualMachine(exe, tvm.cpu())
-    x = np.random.RandomState(0).randn(1, 1, 8, 8).astype("float32")
-    got = vm["main"](tvm.runtime.tensor(x))[0].numpy()
-    np.testing.assert_allclose(got, model(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
     assert tvm_mcuformer.__version__
+
+
+def test_compile_runs_the_registered_pipeline_with_its_options(tiny_pt2, monkeypatch):
+    from tvm_mcuformer import compiler
+    from tvm_mcuformer.lowering import pipeline
+
+    assert tvm.relax.pipeline.PIPELINE_MAP["mcuformer"] is pipeline.get_pipeline
+    calls = []
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return pipeline.get_pipeline(**kwargs)
+
+    monkeypatch.setattr(compiler, "get_pipeline", spy)
+    opts = CompileOptions(quantize="none", token_overwrite=False, decompose_patch=False)
+    art = compile_model(tiny_pt2[0], opts)
+    assert [(c["quantize"], c["token_overwrite"], c["decompose_patch"]) for c in calls] == [
+        ("none", False, False)
+    ]
+    assert art.metadata["memory"]["token_overwrite_layers"] == []
 
 
 def test_host_build_of_generated_c_matches_relax_vm(tiny_pt2, tiny_artifact, tmp_path):
@@ -91,7 +143,9 @@ def test_artifact_layout_and_metadata(tiny_artifact):
 def test_generated_c_cross_compiles_for_cortex_m(tiny_artifact, tmp_path):
     with tarfile.open(tiny_artifact) as tar:
         tar.extractall(tmp_path, filter="data")
-    for src in (tmp_path / "codegen/host/src").glob("*.c"):
+    sources = sorted((tmp_path / "codegen/host/src").glob("*.c"))
+    assert len(sources) >= 3, sources  # kernels, driver, math
+    for src in sources:
         subprocess.run(
             [
                 "arm-none-eabi-gcc",
@@ -149,3 +203,17 @@ def test_parse_size(text, expected):
 def test_parse_size_rejects_garbage():
     with pytest.raises(ValueError, match="320KiB"):
         parse_size("lots")
+
+
+def test_tensor_names_in_metadata_are_unique_and_stable(tiny_pt2):
+    """Names are call index + op kind, the same on every compile, never Relax's ``lv``."""
+    arts = [compile_model(tiny_pt2[0], CompileOptions(quantize="none")).metadata for _ in range(2)]
+    meta = arts[0]
+    arena = [t["name"] for t in meta["memory"]["tensors"]]
+    outputs = [name for op in meta["ops"] for name in op["outputs"]]
+    io = [t["name"] for t in (*meta["inputs"], *meta["outputs"])]
+    for names in (arena, outputs, io, meta["memory"]["token_overwrite_layers"]):
+        assert len(names) == len(set(names)), names
+    assert arena and not any(n.startswith("lv") for n in arena + outputs)
+    assert all(n.startswith(f"c{i}.") for i, n in enumerate(outputs))
+    assert arts[1]["memory"]["tensors"] == meta["memory"]["tensors"]

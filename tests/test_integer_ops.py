@@ -33,16 +33,17 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import tvm
-from tvm import relax, te, tirx
+from tvm import relax, te, tirx, topi
 
-from tvm_mcuformer.codegen.tir_to_c import emit_c, lower_kernels
+from tvm_mcuformer.codegen.tir_to_c import emit_c
+from tvm_mcuformer.lowering import get_pipeline
+from tvm_mcuformer.lowering.kernels import lower_kernels
 from tvm_mcuformer.ops import (
     SOFTMAX_OUT_SCALE,
     add_int,
     add_int_ref,
-    bias_add_int,
-    bias_add_int_ref,
-    conv2d_int,
+    clip_int,
+    clip_int_ref,
     conv2d_int_ref,
     exp_int,
     exp_int_ref,
@@ -50,6 +51,8 @@ from tvm_mcuformer.ops import (
     gelu_float_ref,
     gelu_int,
     gelu_int_ref,
+    hardswish_int,
+    hardswish_int_ref,
     layernorm_float,
     layernorm_float_ref,
     layernorm_int,
@@ -69,11 +72,18 @@ from tvm_mcuformer.ops import (
     softmax_int_ref,
 )
 from tvm_mcuformer.ops.layernorm import _isqrt_ref
-from tvm_mcuformer.relax_passes import lowering_passes
 
 from .conftest import load_c_kernels
 
 TARGET = tvm.target.Target({"kind": "llvm"})
+
+
+def conv2d_legalized(x: te.Tensor, w: te.Tensor, stride, padding) -> te.Tensor:
+    """The int8 conv2d into int32 that ``relax.nn.conv2d`` legalizes to (TOPI)."""
+    pad = padding if len(padding) == 4 else (padding[0], padding[1], padding[0], padding[1])
+    return topi.nn.conv2d_nchw(x, w, stride, pad, 1, out_dtype="int32")
+
+
 SCALES = (0.02, 0.05, 0.1)
 
 
@@ -245,6 +255,42 @@ def test_gelu_int(in_scale):
         assert np.abs(ref.astype(int) - float_ref).max() <= (1 if out_scale == in_scale else 2)
 
 
+@pytest.mark.parametrize("in_scale", [0.02, 0.05])
+def test_silu_is_gelu_int_with_slope_one(in_scale):
+    x = all_int8()
+    got = run_te(gelu_int, [x], in_scale, in_scale, 1.0)
+    ref = gelu_int_ref(x, in_scale, in_scale, 1.0)
+    np.testing.assert_array_equal(got, ref)
+    v = in_scale * x.astype(np.float64)
+    silu = np.clip(v / (1 + np.exp(-v)) / in_scale, -128, 127)
+    assert np.abs(ref - silu).max() <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0, None), (0, 50), (None, 3), (-200, 300)])
+def test_clip_int(lo, hi):
+    x = all_int8()
+    got = run_te(clip_int, [x], lo, hi)
+    np.testing.assert_array_equal(got, clip_int_ref(x, lo, hi))
+    expect = np.clip(x.astype(int), -128 if lo is None else lo, 127 if hi is None else hi)
+    np.testing.assert_array_equal(got, np.clip(expect, -128, 127))
+
+
+@pytest.mark.parametrize("in_scale", [0.02, 0.05])
+def test_hardswish_int(in_scale):
+    """``x · clamp(x + 3, 0, 6) / 6`` (the /6 as the output scale) within one rounding."""
+    x = all_int8()
+    offset, lo, hi = round(3 / in_scale), 0, round(6 / in_scale)
+    out_scale = 6 * in_scale / 2  # the product's real scale before the free division by 6
+    got = run_te(hardswish_int, [x], offset, lo, hi, in_scale, out_scale)
+    ref = hardswish_int_ref(x, offset, lo, hi, in_scale, out_scale)
+    np.testing.assert_array_equal(got, ref)
+    v = in_scale * x.astype(np.float64)
+    exact = np.clip(v * np.clip(v + 3, 0, 6) / out_scale, -128, 127)
+    # One output rounding, plus the gate's bounds rounded to the input grid (≤ half a step).
+    gate_error = np.abs(v).max() * 0.5 * in_scale / out_scale
+    assert np.abs(ref - exact).max() <= 0.5 + gate_error + 1e-3
+
+
 def test_gelu_int_shapes():
     x = int8_rows(49, seed=3).reshape(3, 7, 49)
     np.testing.assert_array_equal(run_te(gelu_int, [x], 0.04, 0.03), gelu_int_ref(x, 0.04, 0.03))
@@ -370,20 +416,14 @@ def test_matmul_int(a_shape, b_shape):
         ((1, 2, 10, 11), (3, 2, 3, 2), (2, 3), (0, 1, 2, 0)),
     ],
 )
-def test_conv2d_int(x_shape, w_shape, stride, padding):
+def test_int8_conv2d_as_tvm_legalizes_it(x_shape, w_shape, stride, padding):
     rng = np.random.default_rng(7)
     x = rng.integers(-128, 128, x_shape).astype(np.int8)
     w = rng.integers(-128, 128, w_shape).astype(np.int8)
-    run = build(conv2d_int, [x, w], stride, padding)
+    run = build(conv2d_legalized, [x, w], stride, padding)
     np.testing.assert_array_equal(run(x, w), conv2d_int_ref(x, w, stride, padding))
     x_min, w_min = np.full(x_shape, -128, np.int8), np.full(w_shape, -128, np.int8)
     np.testing.assert_array_equal(run(x_min, w_min), conv2d_int_ref(x_min, w_min, stride, padding))
-
-
-def test_bias_add_int():
-    acc = int32_extremes() // 2
-    bias = np.random.default_rng(8).integers(-(2**30), 2**30, 16).astype(np.int32)
-    np.testing.assert_array_equal(run_te(bias_add_int, [acc, bias]), bias_add_int_ref(acc, bias))
 
 
 @pytest.mark.parametrize(
@@ -462,7 +502,7 @@ def test_plain_c_kernels_bit_exact(tmp_path):
         "add_int": (add_int, [x, x[:1]], (0.05, 0.03, 0.07), add_int_ref),
         "mean_int": (mean_int, [x], (1, 0.05, 0.02), mean_int_ref),
         "requantize": (requantize, [acc, m, shift], ("int8",), requantize_ref),
-        "conv2d_int": (conv2d_int, [img, w], ((2, 2), (1, 1)), conv2d_int_ref),
+        "conv2d_legalized": (conv2d_legalized, [img, w], ((2, 2), (1, 1)), conv2d_int_ref),
         "matmul_int": (matmul_int, [x, np.ascontiguousarray(x[0].T)], (), matmul_int_ref),
     }
     bb = relax.BlockBuilder()
@@ -476,7 +516,7 @@ def test_plain_c_kernels_bit_exact(tmp_path):
     with bb.function("main", [p for ps in params.values() for p in ps]):
         outs = [bb.emit_te(op, *params[name], *args) for name, (op, _, args, _) in cases.items()]
         bb.emit_func_output(relax.Tuple(outs))
-    lowered = tvm.transform.Sequential(lowering_passes())(bb.get())
+    lowered = get_pipeline(build_vm=False)(bb.get())
     funcs = {gv.name_hint: f for gv, f in lowered.functions.items() if isinstance(f, tirx.PrimFunc)}
     assert set(funcs) == set(cases)
     kernels = lower_kernels(funcs)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tvm_mcuformer.boards import DEFAULT_STACK_RESERVE
+
 sys.path.insert(0, str(Path(__file__).parent))
 from micro_fixture import make_artifact, write_tar  # noqa: E402
 
@@ -69,7 +71,7 @@ def test_create_baremetal(tmp_path, artifact):
     linker = (root / "linker.ld").read_text()
     assert "ORIGIN = 0x20000000" in linker
     assert "__sram_used <= 327680" in linker and "__flash_used <= 1048576" in linker
-    assert ". += 16384;" in linker
+    assert f". += {DEFAULT_STACK_RESERVE};" in linker
     makefile = (root / "Makefile").read_text()
     assert "-mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-sp-d16" in makefile
     assert "-O2 -ffp-contract=off -fno-strict-aliasing -std=c11" in makefile
@@ -103,10 +105,11 @@ def test_board_defaults(tmp_path):
 def test_stack_defaults_to_the_compilers_reserve(tmp_path, artifact):
     with tarfile.open(artifact) as tar:
         metadata = json.load(tar.extractfile("metadata.json"))
-    metadata["memory"]["stack_reserve_bytes"] = 8192
+    metadata["memory"]["stack_reserve_bytes"] = 12288
     patched = _broken(tmp_path, artifact, **{"metadata.json": json.dumps(metadata)})
-    assert create_project(tmp_path / "p", patched, "baremetal").stack_bytes == 8192
-    assert create_project(tmp_path / "q", artifact, "baremetal").stack_bytes == 16384
+    assert create_project(tmp_path / "p", patched, "baremetal").stack_bytes == 12288
+    default = create_project(tmp_path / "q", artifact, "baremetal").stack_bytes
+    assert default == DEFAULT_STACK_RESERVE
 
 
 def test_create_refuses_existing_and_force_replaces(tmp_path, artifact):
@@ -151,7 +154,7 @@ def _broken(tmp_path: Path, artifact: Path, drop: str = "", **replace: str) -> P
                     }
                 )
             },
-            "total 32 bytes but MCUFORMER_INPUT_BYTES is 64",
+            "no 'memory' report",
         ),
         (
             {
@@ -164,7 +167,18 @@ def _broken(tmp_path: Path, artifact: Path, drop: str = "", **replace: str) -> P
             },
             "dtype 'float16' unsupported",
         ),
-        ({"codegen__host__include__mcuformer_model.h": "int x;"}, "MCUFORMER_INPUT_BYTES"),
+        (
+            {
+                "metadata.json": json.dumps(
+                    {
+                        "inputs": [{"name": "x", "shape": [1, 8], "dtype": "float32"}],
+                        "outputs": [{"name": "y", "shape": [1, 10], "dtype": "float32"}],
+                        "memory": {"planned_arena_bytes": "7 KiB"},
+                    }
+                )
+            },
+            "'memory.planned_arena_bytes' must be a number of bytes",
+        ),
     ],
 )
 def test_bad_artifact_leaves_nothing(tmp_path, artifact, change, message):
@@ -172,6 +186,16 @@ def test_bad_artifact_leaves_nothing(tmp_path, artifact, change, message):
     with pytest.raises(MicroError, match=message):
         create_project(tmp_path / "p", broken, "baremetal")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.tar"]
+
+
+def test_sizes_come_from_metadata_not_from_c_text(tmp_path, artifact):
+    odd = _broken(
+        tmp_path, artifact, **{"codegen__host__include__mcuformer_model.h": "/* no defines */"}
+    )
+    project = create_project(tmp_path / "p", odd, "baremetal")
+    meta = json.loads((tmp_path / "p" / "metadata.json").read_text())
+    assert project.arena_bytes == meta["memory"]["planned_arena_bytes"] > 0
+    assert project.input_bytes == 4 * 16 and project.output_bytes > 0
 
 
 def test_bad_arguments(tmp_path, artifact):

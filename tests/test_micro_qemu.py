@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from micro_fixture import N_OUT, make_artifact  # noqa: E402
 
+from tvm_mcuformer.boards import DEFAULT_STACK_RESERVE as STACK  # noqa: E402
 from tvm_mcuformer.cli import main  # noqa: E402
 from tvm_mcuformer.micro import (  # noqa: E402
     MicroError,
@@ -58,7 +59,7 @@ def _inputs(n: int, spins: list[int] | None = None) -> np.ndarray:
 def test_flash_handshake(an500):
     info = flash_project(an500, timeout=TIMEOUT)
     assert (info.input_bytes, info.output_bytes, info.arena_bytes) == (N_IN * 4, N_OUT * 4, 1024)
-    assert info.stack_bytes == 16384 and info.counter == "instructions"
+    assert info.stack_bytes == STACK and info.counter == "instructions"
 
 
 def test_device_equals_host_and_report(an500):
@@ -73,7 +74,7 @@ def test_device_equals_host_and_report(an500):
     assert np.all(np.isfinite(logits))
     assert acc["device_top1"] == pytest.approx(np.mean(logits.argmax(1) == labels))
     assert report["board"] == "mps2-an500"
-    assert 0 < mem["measured"]["stack_bytes"] < 16384
+    assert 0 < mem["measured"]["stack_bytes"] < STACK
     assert mem["measured"]["arena_symbol_bytes"] == 1024 == mem["planned_arena_bytes"]
     assert mem["measured"]["static_ram_bytes"] >= 1024 + N_IN * 4 + N_OUT * 4
     assert mem["measured"]["peak_sram_bytes"] == (
@@ -142,7 +143,7 @@ def test_elf_measurement_matches_binutils(an500):
     sizes = {m[0]: int(m[1]) for m in re.findall(r"^(\.\S+)\s+(\d+)\s+\d+", size, re.MULTILINE)}
     usage = elf.measure(firmware)
     assert usage.static_ram_bytes == sizes[".data"] + sizes[".bss"]
-    assert usage.stack_reserved_bytes == sizes[".stack"] == 16384
+    assert usage.stack_reserved_bytes == sizes[".stack"] == STACK
     flash = sum(v for k, v in sizes.items() if k not in (".bss", ".stack") and k in usage.sections)
     assert usage.flash_bytes == flash
     nm = subprocess.run(
@@ -165,7 +166,7 @@ def test_other_boards_and_soft_float(tmp_path_factory, board, float_abi):
     report = evaluate(root, _inputs(6, [0, 500] * 3), None, timeout=TIMEOUT)
     assert report["accuracy"]["device_equals_host"]
     assert report["latency"]["instructions_max"] > report["latency"]["instructions_min"] > 0
-    assert 0 < report["memory"]["measured"]["stack_bytes"] < 16384
+    assert 0 < report["memory"]["measured"]["stack_bytes"] < STACK
 
 
 def test_over_budget_image_fails_to_link(tmp_path):
@@ -193,7 +194,7 @@ def test_stack_overflow_faults_cleanly(tmp_path_factory):
 def test_stack_high_water_tracks_use(tmp_path_factory):
     root = _built(tmp_path_factory, "deep", stack_hog_bytes=4096)
     report = evaluate(root, _inputs(2), None, timeout=TIMEOUT)
-    assert 4096 < report["memory"]["measured"]["stack_bytes"] < 16384
+    assert 4096 < report["memory"]["measured"]["stack_bytes"] < STACK
     assert report["accuracy"]["device_equals_host"]
 
 
@@ -231,7 +232,7 @@ def test_cli_build_flash_and_dataset_run(tmp_path, capsys):
     assert main(["micro", "create", str(root), str(artifact), "baremetal"]) == 0
     assert main(["micro", "build", str(root)]) == 0
     assert main(["micro", "flash", str(root)]) == 0
-    assert "input 256 B, output 40 B, arena 1024 B, stack 16384 B" in capsys.readouterr().out
+    assert f"input 256 B, output 40 B, arena 1024 B, stack {STACK} B" in capsys.readouterr().out
     report_path = tmp_path / "report.json"
     args = ["run", str(root), "--dataset", "digits", "--limit", "30", "--quiet"]
     assert main([*args, "--report", str(report_path)]) == 0

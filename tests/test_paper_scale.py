@@ -22,7 +22,6 @@ from tvm_mcuformer.cli import main
 from tvm_mcuformer.compiler import BudgetError, CompileOptions, compile_model, plan_model
 from tvm_mcuformer.frontend import import_model
 from tvm_mcuformer.lowering.macs import count_macs
-from tvm_mcuformer.quantize import integer_layout
 from tvm_mcuformer.search.datafree import mac_count, param_count, weight_bytes
 from tvm_mcuformer.search.memory import PlannerMemory
 from tvm_mcuformer.search.run import load_subnet
@@ -64,7 +63,7 @@ def test_analytic_capacity_and_flash_equal_the_model_and_planner(tmp_path, rank_
         assert param_count(space, cfg) == sum(p.numel() for p in model.parameters())
         imported = import_model(export_pt2(model, torch.zeros(1, 3, 32, 32), tmp_path / f"{i}.pt2"))
         assert mac_count(space, cfg) == count_macs(imported.mod)
-        memory = plan_model(integer_layout(imported), CompileOptions(quantize="none")).memory
+        memory = plan_model(imported, CompileOptions(quantize="int8-layout")).memory
         assert memory["weight_bytes"] == weight_bytes(space, cfg)
 
 
@@ -113,7 +112,7 @@ def test_over_budget_refused_before_calibration_naming_layers(tmp_path, monkeypa
     def no_calibration(*args, **kwargs):
         raise AssertionError("calibrated an over-budget model")
 
-    monkeypatch.setattr(compiler, "quantize_model", no_calibration)
+    monkeypatch.setattr("tvm_mcuformer.quantize.passes.calibrate", no_calibration)
     calibration = np.zeros((2, 1, 3, 32, 32), np.float32)
     for budget, what in ({"sram_bytes": 16 * 1024}, "SRAM"), ({"flash_bytes": 64 * 1024}, "flash"):
         with pytest.raises(BudgetError, match=f"{what} budget") as err:

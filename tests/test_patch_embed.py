@@ -17,12 +17,13 @@ import pytest
 import tvm
 from tvm import relax
 
-from tvm_mcuformer.codegen.tir_to_c import emit_c, lower_kernels
+from tvm_mcuformer.codegen.tir_to_c import emit_c
 from tvm_mcuformer.data import load_split
 from tvm_mcuformer.frontend import import_model
+from tvm_mcuformer.lowering import get_pipeline
+from tvm_mcuformer.lowering.kernels import lower_kernels
 from tvm_mcuformer.ops import conv2d_int_ref
 from tvm_mcuformer.quantize import quantize_model
-from tvm_mcuformer.relax_passes import lowering_passes
 from tvm_mcuformer.relax_passes.patch_embed import DecomposePatchEmbedding
 from tvm_mcuformer.schedules.patch_embed import patch_embed_kernel
 
@@ -33,13 +34,7 @@ TARGET = tvm.target.Target({"kind": "llvm"})
 
 def _vm(mod: tvm.IRModule, decompose: bool) -> relax.VirtualMachine:
     """``mod`` on the Relax VM: the registered ``mcuformer`` pipeline, or it without the pass."""
-    pipeline = (
-        "mcuformer"
-        if decompose
-        else tvm.transform.Sequential(
-            [*lowering_passes(decompose_patch=False), relax.pipeline.default_build_pipeline()]
-        )
-    )
+    pipeline = tvm.relax.pipeline.get_pipeline("mcuformer", decompose_patch=decompose)
     return relax.VirtualMachine(tvm.compile(mod, TARGET, relax_pipeline=pipeline), tvm.cpu())
 
 
@@ -177,7 +172,7 @@ def test_int8_vit_is_identical_with_and_without_decomposition(digits_vit):
     xq = q.inputs[0].quantize(xt[:64, None])
     outputs = []
     for decompose in (False, True):
-        lowered = tvm.transform.Sequential(lowering_passes(decompose_patch=decompose))(q.mod)
+        lowered = get_pipeline(decompose_patch=decompose, build_vm=False)(q.mod)
         assert ("patch_embed" in lowered.script()) == decompose
         vm = _vm(q.mod, decompose)
         outputs.append(np.stack([vm["main"](tvm.runtime.tensor(v)).numpy().ravel() for v in xq]))

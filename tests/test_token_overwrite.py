@@ -11,12 +11,12 @@ from torch import nn
 from tvm import te
 
 from tvm_mcuformer import ops
-from tvm_mcuformer.codegen.tir_to_c import emit_c, lower_kernels
+from tvm_mcuformer.codegen.tir_to_c import emit_c
 from tvm_mcuformer.frontend.model import ImportedModel
-from tvm_mcuformer.lowering import lower
+from tvm_mcuformer.lowering import get_pipeline, lower
+from tvm_mcuformer.lowering.kernels import lower_kernels
 from tvm_mcuformer.planner import plan_arena
 from tvm_mcuformer.quantize import quantize_model
-from tvm_mcuformer.relax_passes import lowering_passes
 from tvm_mcuformer.schedules import inline_elementwise
 from tvm_mcuformer.schedules.token_overwrite import schedule_token_overwrite
 
@@ -129,7 +129,7 @@ def test_token_overwrite_lowers_the_arena_of_an_mlp():
     q = quantize_model(model, samples, progress=False)
     arenas = {}
     for overwrite in (False, True):
-        _, program = lower(q, lowering_passes(token_overwrite=overwrite))
+        _, program = lower(q, get_pipeline(token_overwrite=overwrite, build_vm=False))
         plan = plan_arena(program, token_overwrite=overwrite)
         arenas[overwrite] = (plan.arena_bytes, plan.lower_bound_bytes)
     # Without: LN out + fc1 out + GeLU out live together; with: max(in, out) + a row.

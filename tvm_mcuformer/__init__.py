@@ -4,9 +4,11 @@ Importing the package registers the ``mcuformer`` Relax pipeline::
 
     import tvm, tvm_mcuformer
     tvm.compile(mod, "llvm", relax_pipeline="mcuformer")
+    tvm.compile(mod, "llvm", relax_pipeline=tvm.relax.pipeline.get_pipeline(
+        "mcuformer", quantize="int8", calibration=samples, token_overwrite=False))
 """
 
-from .relax_passes import register as _register_pipeline
+from .lowering import register as _register_pipeline
 
 _register_pipeline()
 

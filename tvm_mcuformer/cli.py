@@ -13,6 +13,10 @@ import sys
 
 from .boards import BOARDS, DEFAULT_BOARD, ZEPHYR_BOARDS, parse_size
 
+# The arena planners (planner.ALGORITHMS; a literal so that start-up imports no TVM; a test
+# checks they agree).
+PLANNERS = ("best", "greedy_by_size", "greedy_by_conflicts", "greedy_by_start")
+
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from .compiler import CompileOptions, compile_model
@@ -83,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", default=DEFAULT_BOARD, choices=[*sorted(BOARDS), *ZEPHYR_BOARDS])
     p.add_argument("--sram", help="SRAM budget, e.g. 320KiB (default: the board's)")
     p.add_argument("--flash", help="flash budget, e.g. 1MiB (default: the board's)")
-    p.add_argument("--planner", default="best", help="arena planner algorithm")
+    p.add_argument("--planner", default="best", choices=PLANNERS, help="arena planner algorithm")
     p.add_argument(
         "--quantize", default="int8", choices=["int8", "none"], help="int8 (default) or float"
     )

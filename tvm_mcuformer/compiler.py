@@ -15,37 +15,36 @@ over-budget model is refused before calibration, naming its largest layers.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import tvm
 
-from .artifact import Artifact
-from .boards import DEFAULT_BOARD, Board, get_board
+from .artifact import Artifact, model_metadata
+from .boards import DEFAULT_BOARD, DEFAULT_STACK_RESERVE, Board, get_board
 from .codegen.driver import emit_driver, emit_header, layout_weights
 from .codegen.tir_to_c import emit_c
 from .frontend import ImportedModel, import_model
-from .lowering import KernelProgram, TensorKind, lower
+from .lowering import KernelProgram, TensorKind, get_pipeline, lower
 from .lowering.macs import count_macs
-from .planner import ArenaPlan, plan_arena
+from .lowering.pipeline import DEFAULT_PATCH_FIELD, QUANTIZE_MODES
+from .planner import ALGORITHMS, ArenaPlan, plan_arena
 from .planner.baselines import paper_m_bytes, tvm_static_plan_bytes
-from .planner.liveness import live_bytes_per_call
 from .planner.timeline import plot_memory_timeline
-from .quantize import QuantConfig, integer_layout, quantize_model
-from .relax_passes import lowering_passes
+from .quantize import QuantConfig, check_calibration, int8_specs
+from .quantize.passes import INPUT_SCALES_ATTR
 
-QUANTIZE_MODES = ("int8", "none")
-
-# SRAM the firmware needs beside the arena: the call stack and the I/O frames.
-DEFAULT_STACK_RESERVE = 8 * 1024
+# SRAM the firmware needs beside the arena and the stack: the I/O frames.
 FRAME_OVERHEAD = 256
 # Flash beside the weights: startup, the C library and the protocol core, plus per kernel
 # call its share of the kernels and of the driver (measured: 38.5 KB of code for a
 # 13-layer ViT with 318 calls, about 12 KB for the 2-layer demo ViT).
 CODE_RESERVE = 16 * 1024
 CODE_PER_CALL = 96
+TOP_LAYERS = 3
+"""How many of the largest layers (by live bytes, by weight bytes) a budget refusal names."""
 
 
 def code_bytes(program: KernelProgram) -> int:
@@ -68,10 +67,38 @@ class CompileOptions:
     stack_reserve_bytes: int = DEFAULT_STACK_RESERVE
     token_overwrite: bool = True
     decompose_patch: bool = True
-    patch_field: int = 4
-    quantize: str = "int8"
+    patch_field: int = DEFAULT_PATCH_FIELD
+    quantize: str = "int8"  # one of lowering.pipeline.QUANTIZE_MODES
     calibration: np.ndarray | None = None  # int8: model inputs stacked on axis 0
     quant: QuantConfig = field(default_factory=QuantConfig)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for an option no compilation could use (checked before any work)."""
+        get_board(self.board)
+        if self.planner not in ALGORITHMS:
+            raise ValueError(
+                f"unknown planner {self.planner!r}; choose one of {', '.join(ALGORITHMS)}"
+            )
+        if self.quantize not in QUANTIZE_MODES:
+            raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}")
+        if self.quantize == "int8" and self.calibration is None:
+            raise ValueError(
+                "int8 quantization needs calibration data: pass --calib DATASET "
+                "(digits, mnist5k, imagefolder:PATH or FILE.npz), or --quantize none to keep float"
+            )
+
+    def pipeline(self, progress: bool = False):
+        """The ``mcuformer`` Relax pipeline these options select (no VM build)."""
+        return get_pipeline(
+            quantize=self.quantize,
+            calibration=self.calibration,
+            quant_config=self.quant,
+            token_overwrite=self.token_overwrite,
+            decompose_patch=self.decompose_patch,
+            patch_field=self.patch_field,
+            build_vm=False,
+            progress=progress,
+        )
 
     def resolve(self) -> tuple[Board, int, int]:
         board = get_board(self.board)
@@ -101,16 +128,16 @@ def _memory_report(
     (inp,), (out,) = program.inputs, program.outputs
     io_bytes = inp.nbytes + out.nbytes + FRAME_OVERHEAD
     required_sram = plan.arena_bytes + io_bytes + opts.stack_reserve_bytes
-    naive = sum(iv.nbytes for iv in plan.intervals)
     return {
         "planned_arena_bytes": plan.arena_bytes,
         "lower_bound_bytes": plan.lower_bound_bytes,
-        "naive_bytes": naive,
+        "naive_bytes": plan.model.naive_bytes,
         "tvm_static_plan_bytes": tvm_static_plan_bytes(lowered),
         "paper_m_bytes": paper_m_bytes(program),
         "planner": plan.algorithm,
         "alignment": plan.alignment,
         "token_overwrite_layers": [p.output.name for p in plan.inplace],
+        "tensors": _tensors_report(plan),
         "patch_decomposition_field": opts.patch_field if opts.decompose_patch else None,
         "weight_bytes": program.weight_bytes,
         "io_bytes": io_bytes,
@@ -122,8 +149,18 @@ def _memory_report(
     }
 
 
-TOP_LAYERS = 3
-"""How many of the largest layers (by live bytes, by weight bytes) a budget refusal names."""
+def _tensors_report(plan: ArenaPlan) -> list[dict]:
+    """Every arena tensor (storage root): name, kind, bytes, offset and live calls."""
+    return [
+        {
+            "name": t.name,
+            "kind": t.kind.value,
+            "bytes": t.nbytes,
+            "offset": plan.offsets[t],
+            "calls": list(plan.model.lifetimes[t]),
+        }
+        for t in sorted(plan.model.lifetimes, key=lambda t: (plan.model.lifetimes[t], t.index))
+    ]
 
 
 def _largest(ops: list[dict], key: str) -> str:
@@ -155,23 +192,8 @@ def _check_budget(memory: dict, board: Board, ops: list[dict]) -> None:
         )
 
 
-def check_budget(model: ImportedModel, options: CompileOptions | None = None) -> dict:
-    """Plan ``model`` (float: its integer layout when ``options.quantize`` is int8) and raise
-    :class:`BudgetError` if it does not fit; return the memory report.
-
-    Seconds even at 224 px: no calibration, no C. The memory equals the calibrated
-    model's (it does not depend on the scales).
-    """
-    opts = options or CompileOptions()
-    if opts.quantize == "int8":
-        model = integer_layout(model, opts.quant)
-    planned = plan_model(model, opts)
-    _check_budget(planned.memory, opts.resolve()[0], _ops_report(planned.program, planned.plan))
-    return planned.memory
-
-
 def _ops_report(program: KernelProgram, plan: ArenaPlan) -> list[dict]:
-    live = live_bytes_per_call(plan.intervals, len(program.calls))
+    live = plan.model.live_bytes_per_call()
     ops = []
     for i, call in enumerate(program.calls):
         ops.append(
@@ -205,34 +227,68 @@ def _quant_report(opts: CompileOptions) -> dict | None:
     }
 
 
+@tvm.instrument.pass_instrument
+class _KeepQuantized:
+    """Keeps the module right after quantization (the artifact's ``src/relax_int8.txt``)."""
+
+    def __init__(self) -> None:
+        self.mod: tvm.IRModule | None = None
+
+    def run_after_pass(self, mod: tvm.IRModule, info: tvm.transform.PassInfo) -> None:
+        main = mod["main"] if "main" in [g.name_hint for g in mod.get_global_vars()] else None
+        if self.mod is None and main is not None and main.attrs and INPUT_SCALES_ATTR in main.attrs:
+            self.mod = mod
+
+
 @dataclass
 class PlannedModel:
-    """A model as the compiler lays it out: lowered Relax, kernel calls, arena plan, report."""
+    """A model as the compiler lays it out: lowered Relax, kernel calls, arena plan, report.
+
+    ``quantized`` is the Relax module right after quantization (``None`` when
+    the pipeline did not quantize).
+    """
 
     lowered: tvm.IRModule
     program: KernelProgram
     plan: ArenaPlan
     memory: dict
+    quantized: tvm.IRModule | None = None
 
 
-def plan_model(model: ImportedModel, options: CompileOptions | None = None) -> PlannedModel:
-    """Lower and plan ``model`` (as given: float, or already integer) without emitting C.
+def plan_model(
+    model: ImportedModel, options: CompileOptions | None = None, progress: bool = False
+) -> PlannedModel:
+    """Run the ``mcuformer`` pipeline of ``options`` on ``model``, lower and plan, emit no C.
 
     ``memory`` is the report of :func:`compile_model`'s metadata, budget check not
-    applied: the architecture search asks this for the memory of candidates.
+    applied: the architecture search asks this (``quantize="int8-layout"``) for
+    the memory of candidates.
     """
     opts = options or CompileOptions()
     board, _, _ = opts.resolve()
-    passes = lowering_passes(
-        token_overwrite=opts.token_overwrite,
-        decompose_patch=opts.decompose_patch,
-        field=opts.patch_field,
-    )
-    lowered, program = lower(model, passes)
+    keep = _KeepQuantized()
+    with tvm.transform.PassContext(instruments=[keep]):
+        lowered, program = lower(model, opts.pipeline(progress))
     plan = plan_arena(
         program, opts.planner, alignment=board.arena_alignment, token_overwrite=opts.token_overwrite
     )
-    return PlannedModel(lowered, program, plan, _memory_report(lowered, program, plan, opts))
+    memory = _memory_report(lowered, program, plan, opts)
+    return PlannedModel(lowered, program, plan, memory, keep.mod)
+
+
+def check_budget(model: ImportedModel, options: CompileOptions | None = None) -> dict:
+    """Plan float ``model`` as ``options`` would compile it (int8: its integer layout, no
+    calibration) and raise :class:`BudgetError` if it does not fit; return the memory report.
+
+    Seconds even at 224 px: no calibration, no C. The memory equals the calibrated
+    model's (it does not depend on the scales).
+    """
+    opts = options or CompileOptions()
+    if opts.quantize == "int8":
+        opts = replace(opts, quantize="int8-layout", calibration=None)
+    planned = plan_model(model, opts)
+    _check_budget(planned.memory, opts.resolve()[0], _ops_report(planned.program, planned.plan))
+    return planned.memory
 
 
 def compile_model(
@@ -240,23 +296,18 @@ def compile_model(
 ) -> Artifact:
     """Compile ``model`` (an :class:`ImportedModel` or a model file) into an :class:`Artifact`."""
     opts = options or CompileOptions()
+    opts.validate()
     board, _, _ = opts.resolve()
-    if opts.quantize not in QUANTIZE_MODES:
-        raise ValueError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}")
-    if opts.quantize == "int8" and opts.calibration is None:
-        raise ValueError(
-            "int8 quantization needs calibration data: pass --calib DATASET "
-            "(digits, mnist5k, imagefolder:PATH or FILE.npz), or --quantize none to keep float"
-        )
-    imported = model if isinstance(model, ImportedModel) else import_model(model)
-    float_model = imported
+    float_model = model if isinstance(model, ImportedModel) else import_model(model)
     if opts.quantize == "int8":
-        check_budget(imported, opts)  # refuse before calibration, the costly part
-        imported = quantize_model(imported, opts.calibration, opts.quant)
-    planned = plan_model(imported, opts)
+        opts.calibration = check_calibration(float_model, opts.calibration)
+        check_budget(float_model, opts)  # refuse before calibration, the costly part
+    planned = plan_model(float_model, opts, progress=True)
     lowered, program, plan, memory = planned.lowered, planned.program, planned.plan, planned.memory
     ops = _ops_report(program, plan)
     _check_budget(memory, board, ops)
+    quantized = planned.quantized
+    deployed = float_model if quantized is None else int8_specs(float_model, quantized)
 
     with tempfile.TemporaryDirectory(prefix="mcuformer-plot-") as tmp:
         png = Path(tmp) / "memory_timeline.png"
@@ -270,20 +321,18 @@ def compile_model(
         "codegen/host/src/mcuformer_kernels.c": emit_c(program.kernels),
         "codegen/host/src/mcuformer_math.c": _runtime_file("mcuformer_math.c"),
         "src/relax.txt": float_model.mod.script(),
-        **({"src/relax_int8.txt": imported.mod.script()} if imported is not float_model else {}),
+        **({"src/relax_int8.txt": deployed.mod.script()} if deployed is not float_model else {}),
         "src/lowered.txt": lowered.script(),
         "memory_timeline.png": timeline_png,
     }
-    metadata = {
-        "format": "tvm-mcuformer-artifact",
-        "version": 1,
-        "model": imported.source,
-        "board": board.name,
-        "inputs": [t.to_json() for t in imported.inputs],
-        "outputs": [t.to_json() for t in imported.outputs],
-        "memory": memory,
-        "macs": count_macs(float_model.mod),
-        "quantization": _quant_report(opts),
-        "ops": ops,
-    }
+    metadata = model_metadata(
+        float_model.source,
+        board.name,
+        deployed.inputs,
+        deployed.outputs,
+        memory,
+        macs=count_macs(float_model.mod),
+        quantization=_quant_report(opts),
+        ops=ops,
+    )
     return Artifact(metadata, files)

@@ -27,8 +27,13 @@ from torch import nn
 
 ArrayLike = np.ndarray | torch.Tensor
 
+# The optimizer defaults of every trainer (train, train_supernet, the space evolution, CLIs).
+BATCH_SIZE = 64
+LR = 3e-3
+WEIGHT_DECAY = 0.05
+
 DEMO_RECIPE: Mapping[str, int | float] = MappingProxyType(
-    {"epochs": 30, "batch_size": 64, "lr": 3e-3, "weight_decay": 0.05, "max_shift": 2}
+    {"epochs": 30, "batch_size": BATCH_SIZE, "lr": LR, "weight_decay": WEIGHT_DECAY, "max_shift": 2}
 )
 
 
@@ -86,9 +91,9 @@ def train(
     x: ArrayLike,
     y: ArrayLike,
     epochs: int,
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    weight_decay: float = 0.05,
+    batch_size: int = BATCH_SIZE,
+    lr: float = LR,
+    weight_decay: float = WEIGHT_DECAY,
     max_shift: int = 0,
     seed: int = 0,
     progress: bool = True,

@@ -1,162 +1,16 @@
-"""Lower scheduled TIR PrimFuncs to plain, runtime-free C functions.
+"""Emit the lowered kernels (:class:`~tvm_mcuformer.lowering.kernels.CKernel`) as one C file.
 
-TVM 0.27's C backend only emits TVM-FFI packed wrappers (``MakePackedAPI``),
-which need the TVM runtime. This module runs the S-TIR lowering passes without
-the packed-API/host-device passes and rewrites every function so that
-
-* each buffer parameter becomes a plain typed pointer (``float* A``), and
-* each allocation the kernel makes (reduction temporaries and the like) is
-  lifted into an extra pointer parameter, a *workspace* the planner places in
-  the arena: a microcontroller stack cannot hold them.
-
-The rewrite goes through TVMScript (print, edit the signature and allocation
-statements, parse back): TVM 0.27 exposes no TIR mutator to Python. A kernel
-whose script does not have the expected form fails loudly rather than
-producing wrong C.
+Input: the kernels of a finished :class:`~tvm_mcuformer.lowering.KernelProgram`
+(pointer parameters, workspaces lifted). Output: plain C text, free of TVM
+headers and runtime calls, produced by TVM's C code generator.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-import numpy as np
 import tvm
-import tvm.script
-from tvm import s_tir, tirx
+from tvm import tirx
 
-KERNEL_PREFIX = "mcuformer_k_"
-TOKEN_OVERWRITE_ATTR = "mcuformer.token_overwrite"
-
-# Math functions the kernels may call, replaced by the deterministic versions in
-# mcuformer_math.c so host and device builds agree bit for bit.
-MATH_FUNCTIONS = ("expf", "erff", "tanhf", "logf", "powf", "sqrtf")
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A kernel-local buffer lifted to a parameter (placed in the arena by the planner)."""
-
-    name: str
-    dtype: str
-    elements: int
-
-    @property
-    def nbytes(self) -> int:
-        return self.elements * np.dtype(self.dtype).itemsize
-
-
-@dataclass(frozen=True)
-class CKernel:
-    """One lowered kernel: its C symbol, its parameter dtypes and its workspaces.
-
-    The C signature is ``void symbol(T0* p0, ..., Tn* pn, W0* w0, ...)``: the
-    PrimFunc's parameters in order, then one pointer per workspace.
-    """
-
-    name: str
-    symbol: str
-    param_dtypes: tuple[str, ...]
-    workspaces: tuple[Workspace, ...]
-    func: tirx.PrimFunc
-    token_overwrite: bool = False  # row-wise: may write its output over its first input
-
-
-TIR_PIPELINE_NAME = "mcuformer_c"
-
-
-def _lowering_passes() -> list[tvm.transform.Pass]:
-    return [
-        s_tir.transform.CanonicalizeLoop(),
-        s_tir.transform.LowerInitBlock(),
-        s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
-        s_tir.transform.ConvertBlocksToOpaque(),
-        s_tir.transform.CompactBufferAllocation(),
-        s_tir.transform.LowerMatchBuffer(),
-        s_tir.transform.StmtSimplify(),
-        s_tir.transform.LowerOpaqueBlock(),
-        tirx.transform.FlattenBuffer(),
-        tirx.transform.NarrowDataType(32),
-        s_tir.transform.LoopPartition(),
-        tirx.transform.StorageRewrite(),
-        tirx.transform.UnrollLoop(),
-        tirx.transform.StmtSimplify(),
-        tirx.transform.RemoveNoOp(),
-        tirx.transform.CommonSubexprElim(),
-    ]
-
-
-def unpacked_c_pipeline() -> tvm.transform.Pass:
-    """The TIR pipeline registered as ``mcuformer_c``: S-TIR lowering, no packed API."""
-    return tvm.transform.Sequential(_lowering_passes(), name=TIR_PIPELINE_NAME)
-
-
-def register_tir_pipeline() -> None:
-    """Make the pipeline available as ``tvm.tirx.get_tir_pipeline("mcuformer_c")``."""
-    tirx.register_tir_pipeline(TIR_PIPELINE_NAME, unpacked_c_pipeline)
-
-
-_ALLOC_RE = re.compile(r"^(\s*)(\w+) = T\.alloc_buffer\((\([^)]*\))(.*)\)$")
-_DTYPE_RE = re.compile(r'"(u?int\d+|float\d+|bool)"')
-_VIEW_RE = re.compile(r"^(\s*)(\w+) = (\w+)\.view\(([^()]*|\([^()]*\))\)$")
-
-
-def _shape_elements(shape_text: str) -> int:
-    dims = [d for d in re.findall(r"\d+", shape_text)]
-    return int(np.prod([int(d) for d in dims], dtype=np.int64)) if dims else 1
-
-
-def _unpack(name: str, symbol: str, func: tirx.PrimFunc) -> CKernel:
-    """Rewrite a lowered PrimFunc with buffer params into pointer params + workspaces."""
-    script = func.script()
-    lines = script.split("\n")
-    try:
-        def_at = next(i for i, line in enumerate(lines) if line.startswith("def "))
-    except StopIteration:
-        raise RuntimeError(f"kernel {name}: unexpected TVMScript form") from None
-    params = [(p.name, str(p.ty.dtype)) for p in func.params]
-    dtypes = dict(params)
-    workspaces: list[Workspace] = []
-    body: list[str] = []
-    for line in lines[def_at + 1 :]:
-        match = _ALLOC_RE.match(line)
-        if match:
-            indent, buf, shape, rest = match.groups()
-            dtype_match = _DTYPE_RE.search(rest)
-            dtype = dtype_match.group(1) if dtype_match else "float32"
-            ws = Workspace(f"{buf}_ws", dtype, _shape_elements(shape))
-            workspaces.append(ws)
-            line = f'{indent}{buf} = T.decl_buffer({shape}, "{dtype}", data={ws.name})'
-        view = _VIEW_RE.match(line)
-        if view and view.group(3) in dtypes:  # ``x_1 = x.view(512)``: a flat view of a param
-            indent, buf, param, shape = view.groups()
-            shape = shape if shape.startswith("(") else f"({shape},)"
-            line = f'{indent}{buf} = T.decl_buffer({shape}, "{dtypes[param]}", data={param})'
-        for pname, _ in params:
-            line = re.sub(rf"\b{re.escape(pname)}\.data\b", pname, line)
-        body.append(line)
-    signature = [f'{p}: T.handle("{d}")' for p, d in params]
-    signature += [f'{w.name}: T.handle("{w.dtype}")' for w in workspaces]
-    text = "\n".join([*lines[:def_at], f"def {symbol}({', '.join(signature)}):", *body])
-    try:
-        unpacked = tvm.script.from_source(text)
-    except Exception as err:
-        raise RuntimeError(f"kernel {name}: cannot rewrite to pointer parameters: {err}") from err
-    overwrite = bool(func.attrs is not None and TOKEN_OVERWRITE_ATTR in func.attrs)
-    return CKernel(
-        name, symbol, tuple(d for _, d in params), tuple(workspaces), unpacked, overwrite
-    )
-
-
-def lower_kernels(prim_funcs: dict[str, tirx.PrimFunc]) -> dict[str, CKernel]:
-    """Lower each named PrimFunc to a :class:`CKernel` (not yet C text)."""
-    kernels = {}
-    for name, func in prim_funcs.items():
-        symbol = KERNEL_PREFIX + name
-        mod = tvm.IRModule({symbol: func.with_attr("global_symbol", symbol)})
-        mod = tirx.get_tir_pipeline(TIR_PIPELINE_NAME)(mod)
-        kernels[name] = _unpack(name, symbol, mod[symbol])
-    return kernels
+from ..lowering.kernels import CKernel
 
 
 def emit_c(kernels: dict[str, CKernel]) -> str:

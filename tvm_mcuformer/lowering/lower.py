@@ -1,18 +1,32 @@
-"""Run the ``mcuformer`` Relax pipeline and read ``main`` as a :class:`KernelProgram`."""
+"""Run the ``mcuformer`` Relax pipeline and read ``main`` as a :class:`KernelProgram`.
+
+Tensor names are unique and stable, made of the call index and the op kind
+rather than Relax variable names: ``c3.matmul_int`` is the output of call 3
+(a kernel named after its first fused op), ``c3.matmul_int.view1`` a reshape of
+it, ``c3.matmul_int.ws.<buffer>`` one of call 3's workspaces, ``const<N>`` a
+constant and the model's parameter names its inputs.
+"""
 
 from __future__ import annotations
+
+import re
 
 import tvm
 from tvm import relax, tirx
 
-from ..codegen.tir_to_c import lower_kernels
 from ..frontend.model import ImportedModel
-from ..relax_passes import lowering_passes
+from .kernels import lower_kernels
+from .pipeline import get_pipeline
 from .program import KernelCall, KernelProgram, Tensor, TensorKind
 
 
 def _key(obj) -> int:
     return obj.__chandle__()
+
+
+def op_kind(kernel: str) -> str:
+    """``fused_matmul_int_add3`` → ``matmul_int_add``: the fused ops, no prefix or suffix."""
+    return re.sub(r"\d+$", "", kernel.removeprefix("fused_")) or kernel
 
 
 def _shape_dtype(ty) -> tuple[tuple[int, ...], str]:
@@ -22,11 +36,11 @@ def _shape_dtype(ty) -> tuple[tuple[int, ...], str]:
 
 
 class _Reader:
-    def __init__(self, lowered: tvm.IRModule) -> None:
-        self.lowered = lowered
+    def __init__(self) -> None:
         self.tensors: list[Tensor] = []
         self.by_expr: dict[int, Tensor] = {}
         self.calls: list[tuple[str, list[Tensor], int]] = []
+        self.views: dict[Tensor, int] = {}
 
     def new(self, name, ty, kind, view_of=None, value=None) -> Tensor:
         shape, dtype = _shape_dtype(ty)
@@ -55,12 +69,16 @@ class _Reader:
                 raise ValueError(
                     f"{gvar.name_hint}: kernels with several outputs are not supported"
                 )
-            out = self.new(var.name, out_tys[0], TensorKind.ACTIVATION)
+            name = f"c{len(self.calls)}.{op_kind(gvar.name_hint)}"
+            out = self.new(name, out_tys[0], TensorKind.ACTIVATION)
             self.by_expr[_key(var)] = out
             self.calls.append((gvar.name_hint, [*ins, out], 1))
         elif isinstance(value, relax.Call) and value.op.name == "relax.reshape":
             src = self.tensor_of(value.args[0])
-            self.by_expr[_key(var)] = self.new(var.name, var.ty, src.kind, view_of=src)
+            root = src.root
+            self.views[root] = self.views.get(root, 0) + 1
+            name = f"{root.name}.view{self.views[root]}"
+            self.by_expr[_key(var)] = self.new(name, var.ty, src.kind, view_of=src)
         elif isinstance(value, relax.Var | relax.DataflowVar):
             self.by_expr[_key(var)] = self.tensor_of(value)
         elif isinstance(value, relax.Tuple):
@@ -73,17 +91,18 @@ class _Reader:
 
 
 def lower(
-    model: ImportedModel, passes: list[tvm.transform.Pass] | None = None
+    model: ImportedModel, pipeline: tvm.transform.Pass | None = None
 ) -> tuple[tvm.IRModule, KernelProgram]:
     """Lower ``model`` to fused TIR kernels and read the call list.
 
-    ``passes`` defaults to :func:`~tvm_mcuformer.relax_passes.lowering_passes`.
-    ``passes`` defaults to :func:`~tvm_mcuformer.relax_passes.lowering_passes`. Returns
-    the lowered Relax module (kept as text in the artifact) and the program.
+    ``pipeline`` defaults to :func:`~tvm_mcuformer.lowering.pipeline.get_pipeline`
+    without quantization or VM build. Returns the lowered Relax module (kept as
+    text in the artifact) and the program.
     """
-    lowered = tvm.transform.Sequential(passes or lowering_passes())(model.mod)
+    pipeline = pipeline or get_pipeline(build_vm=False)
+    lowered = pipeline(model.mod)
     main = lowered["main"]
-    reader = _Reader(lowered)
+    reader = _Reader()
     inputs = []
     for param in main.params:
         t = reader.new(param.name, param.ty, TensorKind.INPUT)
@@ -112,15 +131,19 @@ def lower(
     calls = []
     for name, args, n_out in reader.calls:
         kernel = kernels[name]
-        ws = [_workspace(reader, name, w) for w in kernel.workspaces]
-        calls.append(KernelCall(kernel, args, n_out, ws))
+        ws = [_workspace(reader, args[-1].name, w) for w in kernel.workspaces]
+        calls.append(KernelCall(kernel, args, n_out, ws, kernel.token_overwrite))
     program = KernelProgram(reader.tensors, calls, inputs, outputs, kernels)
     return lowered, program
 
 
-def _workspace(reader: _Reader, kernel: str, ws) -> Tensor:
+def _workspace(reader: _Reader, output: str, ws) -> Tensor:
     t = Tensor(
-        len(reader.tensors), f"{kernel}.{ws.name}", (ws.elements,), ws.dtype, TensorKind.WORKSPACE
+        len(reader.tensors),
+        f"{output}.ws.{ws.name}",
+        (ws.elements,),
+        ws.dtype,
+        TensorKind.WORKSPACE,
     )
     reader.tensors.append(t)
     return t

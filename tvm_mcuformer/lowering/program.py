@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from ..codegen.tir_to_c import CKernel
+from .kernels import CKernel
 
 
 class TensorKind(StrEnum):
@@ -55,6 +55,8 @@ class KernelCall:
     args: list[Tensor]
     num_outputs: int
     workspaces: list[Tensor] = field(default_factory=list)
+    # Row-wise (token-overwrite schedule): its output may be placed over its first input.
+    may_overwrite_input: bool = False
 
     @property
     def inputs(self) -> list[Tensor]:

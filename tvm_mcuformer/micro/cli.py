@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tvm_mcuformer.boards import parse_size
+from tvm_mcuformer.boards import DEFAULT_STACK_RESERVE, parse_size
 from tvm_mcuformer.fileio import atomic_write
 from tvm_mcuformer.micro import MicroError
 from tvm_mcuformer.micro.build import build_project, flash_project
 from tvm_mcuformer.micro.evaluate import evaluate
 from tvm_mcuformer.micro.project import (
-    DEFAULT_STACK_BYTES,
     FLOAT_ABIS,
     PLATFORMS,
     create_project,
@@ -142,7 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument(
         "--stack-size",
         help="stack reserved for core and model, counted in the SRAM budget (default: the "
-        f"compiler's stack_reserve_bytes, else {DEFAULT_STACK_BYTES // 1024}KiB)",
+        f"compiler's stack_reserve_bytes, else {DEFAULT_STACK_RESERVE // 1024}KiB)",
     )
     for what, example in (("sram", "320KiB"), ("flash", "1MiB")):
         create.add_argument(

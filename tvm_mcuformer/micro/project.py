@@ -21,21 +21,25 @@ failure leaves nothing behind. :func:`load_project` reads a project back.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import string
-import tarfile
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from tvm_mcuformer.boards import DEFAULT_BOARD, ZEPHYR_BOARDS, Board, get_board
+from tvm_mcuformer.artifact import Artifact, ArtifactError, ModelInfo
+from tvm_mcuformer.boards import (
+    DEFAULT_BOARD,
+    DEFAULT_STACK_RESERVE,
+    ZEPHYR_BOARDS,
+    Board,
+    get_board,
+)
 from tvm_mcuformer.micro import MicroError
-from tvm_mcuformer.tensor_spec import DTYPE_BYTES, TensorSpec
+from tvm_mcuformer.tensor_spec import TensorSpec
 
 PLATFORMS = ("baremetal", "zephyr")
 FLOAT_ABIS = ("hard", "soft")
-DEFAULT_STACK_BYTES = 16 * 1024
 DEFAULT_ZEPHYR_BOARD = "nucleo_f746zg"
 PROJECT_FORMAT = 2
 QEMU_REGION_BYTES = 4 * 1024 * 1024  # RAM QEMU maps at 0x0 and at 0x20000000 on mps2 boards
@@ -43,10 +47,7 @@ QEMU_REGION_BYTES = 4 * 1024 * 1024  # RAM QEMU maps at 0x0 and at 0x20000000 on
 TEMPLATES = Path(__file__).parent / "templates"
 ZEPHYR_TEMPLATE = Path(__file__).resolve().parents[2] / "zephyr_project"
 
-_HEADER = "codegen/host/include/mcuformer_model.h"
-_DEFINE_RE = r"^\s*#\s*define\s+{}\s+\(?\s*(\d+)[uUlL]*\s*\)?\s*$"
 _MODEL_DIRS = (("codegen/host/include/", "include/"), ("codegen/host/src/", "src/"))
-_SIZE_DEFINES = ("MCUFORMER_INPUT_BYTES", "MCUFORMER_OUTPUT_BYTES", "MCUFORMER_ARENA_BYTES")
 
 
 @dataclass(frozen=True)
@@ -95,115 +96,26 @@ def zephyr_boards() -> list[str]:
     return sorted(p.stem for p in (ZEPHYR_TEMPLATE / "boards").glob("*.overlay"))
 
 
-def _tensor_specs(entries: object, key: str, where: str) -> tuple[TensorSpec, ...]:
-    if not isinstance(entries, list) or not entries:
-        raise MicroError(f"{where}: '{key}' must be a non-empty list of tensors")
-    specs = []
-    for i, entry in enumerate(entries):
-        here = f"{where}: {key}[{i}]"
-        if not isinstance(entry, dict):
-            raise MicroError(f"{here} must be an object with name, shape and dtype")
-        name, shape, dtype = entry.get("name"), entry.get("shape"), entry.get("dtype")
-        if not isinstance(name, str) or not name:
-            raise MicroError(f"{here} has no 'name'")
-        if not (
-            isinstance(shape, list)
-            and shape
-            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
-        ):
-            raise MicroError(f"{here} ({name}): 'shape' must be a list of positive integers")
-        if dtype not in DTYPE_BYTES:
-            raise MicroError(
-                f"{here} ({name}): dtype {dtype!r} unsupported; use one of {', '.join(DTYPE_BYTES)}"
-            )
-        scale = zero_point = None
-        if "quant" in entry:
-            quant = entry["quant"]
-            if not (
-                isinstance(quant, dict)
-                and isinstance(quant.get("scale"), int | float)
-                and quant["scale"] > 0
-                and isinstance(quant.get("zero_point"), int)
-            ):
-                raise MicroError(
-                    f'{here} ({name}): \'quant\' must be {{"scale": >0, "zero_point": int}}'
-                )
-            scale, zero_point = float(quant["scale"]), int(quant["zero_point"])
-        specs.append(TensorSpec(name, tuple(shape), dtype, scale, zero_point))
-    return tuple(specs)
-
-
-def parse_model_header(text: str, where: str) -> dict[str, int]:
-    """Read the MCUFORMER_*_BYTES sizes from mcuformer_model.h; check it declares mcuformer_run."""
-    sizes = {}
-    for name in _SIZE_DEFINES:
-        m = re.search(_DEFINE_RE.format(name), text, re.MULTILINE)
-        if not m:
-            raise MicroError(f"{where}: no '#define {name} <bytes>' found")
-        sizes[name] = int(m.group(1))
-    if not re.search(r"\bmcuformer_run\s*\(", text):
-        raise MicroError(f"{where}: does not declare mcuformer_run(const void*, void*)")
-    return sizes
-
-
 @dataclass(frozen=True)
 class _Artifact:
     metadata: dict
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    sizes: dict[str, int]
+    info: ModelInfo
     files: dict[str, bytes]  # path under model/ -> contents
 
 
 def _read_artifact(path: Path) -> _Artifact:
-    if not path.is_file():
-        raise MicroError(f"model artifact {path} not found: pass the .tar the compiler wrote")
+    """The artifact's model files (as they go under ``model/``) and its checked metadata."""
     try:
-        with tarfile.open(path) as tar:
-            members = {str(PurePosixPath(m.name)).removeprefix("./"): m for m in tar.getmembers()}
-            files = {}
-            for name, member in members.items():
-                for prefix, dest in _MODEL_DIRS:
-                    if name.startswith(prefix) and member.isfile():
-                        rel = PurePosixPath(name[len(prefix) :])
-                        if rel.is_absolute() or ".." in rel.parts:
-                            raise MicroError(f"{path}: unsafe member path {name!r}")
-                        files[dest + str(rel)] = tar.extractfile(member).read()
-            meta_member = members.get("metadata.json")
-            metadata_text = None
-            if meta_member is not None and meta_member.isfile():
-                metadata_text = tar.extractfile(meta_member).read()
-    except tarfile.TarError as e:
-        raise MicroError(
-            f"{path} is not a readable tar file ({e}): pass the compiler's artifact"
-        ) from None
-    if metadata_text is None:
-        raise MicroError(f"{path}: no metadata.json in the artifact")
-    if "include/mcuformer_model.h" not in files:
-        raise MicroError(f"{path}: no {_HEADER} in the artifact")
-    if not any(PurePosixPath(f).parent == PurePosixPath("src") and f.endswith(".c") for f in files):
-        raise MicroError(f"{path}: no model C sources in codegen/host/src/")
-    where = f"{path}:metadata.json"
-    try:
-        metadata = json.loads(metadata_text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MicroError(f"{where} is not valid JSON: {e}") from None
-    if not isinstance(metadata, dict):
-        raise MicroError(f"{where} must hold a JSON object")
-    inputs = _tensor_specs(metadata.get("inputs"), "inputs", where)
-    outputs = _tensor_specs(metadata.get("outputs"), "outputs", where)
-    header_where = f"{path}:{_HEADER}"
-    sizes = parse_model_header(
-        files["include/mcuformer_model.h"].decode(errors="replace"), header_where
-    )
-    for specs, define in ((inputs, "MCUFORMER_INPUT_BYTES"), (outputs, "MCUFORMER_OUTPUT_BYTES")):
-        total = sum(s.nbytes for s in specs)
-        if total != sizes[define]:
-            raise MicroError(
-                f"{path}: metadata.json tensors total {total} bytes but {define} is "
-                f"{sizes[define]}: the artifact is inconsistent, recompile the model"
-            )
-    return _Artifact(metadata, inputs, outputs, sizes, files)
+        art = Artifact.read(path)
+    except ArtifactError as err:
+        raise MicroError(str(err)) from None
+    files = {}
+    for name, data in art.files.items():
+        for prefix, dest in _MODEL_DIRS:
+            if name.startswith(prefix):
+                raw = data if isinstance(data, bytes) else data.encode()
+                files[dest + name[len(prefix) :]] = raw
+    return _Artifact(art.metadata, art.info, files)
 
 
 def _resolve_board(platform: str, board: str | None, metadata: dict) -> str:
@@ -359,9 +271,6 @@ def _populate(
         "stack_bytes": stack_bytes,
         **budget,
         "artifact": str(artifact.resolve()),
-        "input_bytes": art.sizes["MCUFORMER_INPUT_BYTES"],
-        "output_bytes": art.sizes["MCUFORMER_OUTPUT_BYTES"],
-        "arena_bytes": art.sizes["MCUFORMER_ARENA_BYTES"],
     }
     (root / "project.json").write_text(json.dumps(config, indent=2) + "\n")
 
@@ -381,9 +290,10 @@ def create_project(
 
     ``board`` defaults to the artifact's metadata board (else mps2-an500) on bare metal and to
     nucleo_f746zg on Zephyr. ``stack_bytes`` defaults to the stack the compiler budgeted
-    (metadata ``memory.stack_reserve_bytes``), else 16 KiB. ``sram_bytes``/``flash_bytes``
-    (the budget the linker script enforces) default as :func:`memory_budget` says. An existing
-    non-empty ``project_dir`` is refused unless ``force``, which replaces it. Raises
+    (metadata ``memory.stack_reserve_bytes``), else ``boards.DEFAULT_STACK_RESERVE``.
+    ``sram_bytes``/``flash_bytes`` (the budget the linker script enforces) default as
+    :func:`memory_budget` says. An existing non-empty ``project_dir`` is refused unless
+    ``force``, which replaces it. Raises
     :class:`MicroError` on bad input, leaving no partial output.
     """
     root = Path(project_dir)
@@ -400,7 +310,7 @@ def create_project(
         )
     art = _read_artifact(artifact)
     if stack_bytes is None:
-        stack_bytes = art.metadata.get("memory", {}).get("stack_reserve_bytes", DEFAULT_STACK_BYTES)
+        stack_bytes = art.info.stack_reserve_bytes or DEFAULT_STACK_RESERVE
     if not isinstance(stack_bytes, int) or stack_bytes < 1024 or stack_bytes % 8:
         raise MicroError(f"stack size {stack_bytes} B: use a multiple of 8 bytes, at least 1 KiB")
     board = _resolve_board(platform, board, art.metadata)
@@ -438,7 +348,10 @@ def load_project(project_dir: str | Path) -> Project:
         raise MicroError(f"{root}: cannot read project files ({e}): recreate the project") from None
     if config.get("format") != PROJECT_FORMAT:
         raise MicroError(f"{config_path}: unsupported project format, recreate the project")
-    where = f"{root / 'metadata.json'}"
+    try:
+        info = ModelInfo.from_metadata(metadata, str(root / "metadata.json"))
+    except ArtifactError as err:
+        raise MicroError(str(err)) from None
     return Project(
         root=root,
         platform=config["platform"],
@@ -447,10 +360,10 @@ def load_project(project_dir: str | Path) -> Project:
         stack_bytes=config["stack_bytes"],
         sram_bytes=config["sram_bytes"],
         flash_bytes=config["flash_bytes"],
-        input_bytes=config["input_bytes"],
-        output_bytes=config["output_bytes"],
-        arena_bytes=config["arena_bytes"],
-        inputs=_tensor_specs(metadata.get("inputs"), "inputs", where),
-        outputs=_tensor_specs(metadata.get("outputs"), "outputs", where),
+        input_bytes=info.input_bytes,
+        output_bytes=info.output_bytes,
+        arena_bytes=info.arena_bytes,
+        inputs=info.inputs,
+        outputs=info.outputs,
         metadata=metadata,
     )

@@ -1,13 +1,12 @@
 """Models small enough for microcontrollers: :class:`TinyViT` and its configs."""
 
+from tvm_mcuformer.models.checks import GELU_KINDS
 from tvm_mcuformer.models.vit import (
     DEMO_CONFIG,
-    GELU_KINDS,
     QuickGELU,
     TinyViT,
     ViTConfig,
     build_vit,
-    count_macs,
 )
 
 __all__ = [
@@ -17,5 +16,4 @@ __all__ = [
     "TinyViT",
     "ViTConfig",
     "build_vit",
-    "count_macs",
 ]

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-GELU_KINDS = ("gelu", "quick")
+from . import checks
 
 
 @dataclass(frozen=True)
@@ -43,27 +43,14 @@ class ViTConfig:
     gelu: str = "gelu"
 
     def __post_init__(self) -> None:
+        owner = "ViTConfig"
         ints = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth")
         for field in (*ints, "num_heads"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ViTConfig.{field}={value!r} must be a positive integer")
-        if self.img_size % self.patch_size:
-            raise ValueError(
-                f"ViTConfig: patch_size={self.patch_size} does not divide "
-                f"img_size={self.img_size}; pick a patch size that divides the image side"
-            )
-        if self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"ViTConfig: num_heads={self.num_heads} does not divide "
-                f"embed_dim={self.embed_dim}; pick heads that divide the embedding width"
-            )
-        if self.mlp_hidden < 1:
-            raise ValueError(f"ViTConfig.mlp_ratio={self.mlp_ratio!r} gives an empty MLP")
-        if self.gelu not in GELU_KINDS:
-            raise ValueError(
-                f"ViTConfig.gelu={self.gelu!r} is unknown; choose one of: {', '.join(GELU_KINDS)}"
-            )
+            checks.positive_int(owner, field, getattr(self, field))
+        checks.patch_divides(owner, self.patch_size, self.img_size)
+        checks.heads_divide(owner, self.num_heads, self.embed_dim)
+        checks.mlp_not_empty(owner, self.mlp_ratio, self.embed_dim)
+        checks.gelu_kind(owner, self.gelu)
 
     @property
     def num_tokens(self) -> int:
@@ -207,34 +194,3 @@ class TinyViT(nn.Module):
 def build_vit(cfg: ViTConfig) -> TinyViT:
     """Build a freshly initialised :class:`TinyViT` from ``cfg`` (seed torch first to fix it)."""
     return TinyViT(**asdict(cfg))
-
-
-def count_macs(model_or_cfg: TinyViT | ViTConfig) -> int:
-    """Multiply-accumulates for one image, counted analytically from the config.
-
-    With N tokens, width D, hidden width M = ``mlp_hidden``, patch p, C input
-    channels and K classes::
-
-        patch embedding   N * D * C * p * p
-        per block         N * D * 3D            qkv
-                        + N * N * D             q @ k^T (all heads)
-                        + N * N * D             attn @ v (all heads)
-                        + N * D * D             proj
-                        + 2 * N * D * M         MLP
-        head              D * K
-
-    Element-wise work is not counted: biases, position embedding, LayerNorm,
-    softmax, GELU, the attention scale, residual adds and the token mean.
-    """
-    if isinstance(model_or_cfg, TinyViT):
-        cfg = model_or_cfg.config
-    elif isinstance(model_or_cfg, ViTConfig):
-        cfg = model_or_cfg
-    else:
-        raise TypeError(
-            f"count_macs takes a TinyViT or a ViTConfig, not {type(model_or_cfg).__name__}"
-        )
-    n, d, m = cfg.num_tokens, cfg.embed_dim, cfg.mlp_hidden
-    patch = n * d * cfg.in_chans * cfg.patch_size**2
-    block = n * d * 3 * d + 2 * n * n * d + n * d * d + 2 * n * d * m
-    return patch + cfg.depth * block + d * cfg.num_classes

@@ -9,6 +9,7 @@ are the float references of the ablation (their twins agree within 1 unit).
 Per-channel arrays are ``te.Tensor`` inputs; scalars are Python numbers.
 """
 
+from .activation import clip_int, clip_int_ref, hardswish_int, hardswish_int_ref
 from .fixed_point import (
     quantize_multiplier,
     quantize_multipliers,
@@ -28,9 +29,6 @@ from .layernorm import (
 from .linear import (
     add_int,
     add_int_ref,
-    bias_add_int,
-    bias_add_int_ref,
-    conv2d_int,
     conv2d_int_ref,
     matmul_int,
     matmul_int_ref,
@@ -49,9 +47,8 @@ __all__ = [
     "SOFTMAX_OUT_SCALE",
     "add_int",
     "add_int_ref",
-    "bias_add_int",
-    "bias_add_int_ref",
-    "conv2d_int",
+    "clip_int",
+    "clip_int_ref",
     "conv2d_int_ref",
     "exp_int",
     "exp_int_expr",
@@ -60,6 +57,8 @@ __all__ = [
     "gelu_float_ref",
     "gelu_int",
     "gelu_int_ref",
+    "hardswish_int",
+    "hardswish_int_ref",
     "layernorm_float",
     "layernorm_float_ref",
     "layernorm_int",

@@ -40,9 +40,14 @@ def _out_multiplier(in_scale: float, out_scale: float) -> tuple[int, int]:
     return quantize_multiplier(in_scale / 2**EXP_FRAC_BITS / out_scale)
 
 
-def gelu_int(x: te.Tensor, in_scale: float, out_scale: float) -> te.Tensor:
-    """Integer GeLU of an int8 tensor; int8 output at ``out_scale``."""
-    s = GELU_SIGMOID_SLOPE * in_scale
+def gelu_int(
+    x: te.Tensor, in_scale: float, out_scale: float, slope: float = GELU_SIGMOID_SLOPE
+) -> te.Tensor:
+    """Integer GeLU of an int8 tensor; int8 output at ``out_scale``.
+
+    ``slope`` is the factor inside the sigmoid: 1.702 for GeLU, 1 for SiLU ``x · σ(x)``.
+    """
+    s = slope * in_scale
     m, shift = _out_multiplier(in_scale, out_scale)
 
     def body(*i: tirx.PrimExpr) -> tirx.PrimExpr:
@@ -57,9 +62,11 @@ def gelu_int(x: te.Tensor, in_scale: float, out_scale: float) -> te.Tensor:
     return te.compute(x.shape, body, name="gelu_int")
 
 
-def gelu_int_ref(x: np.ndarray, in_scale: float, out_scale: float) -> np.ndarray:
+def gelu_int_ref(
+    x: np.ndarray, in_scale: float, out_scale: float, slope: float = GELU_SIGMOID_SLOPE
+) -> np.ndarray:
     """Numpy twin of :func:`gelu_int`, bit-exact."""
-    s = GELU_SIGMOID_SLOPE * in_scale
+    s = slope * in_scale
     m, shift = _out_multiplier(in_scale, out_scale)
     v = np.asarray(x).astype(np.int32)
     mx = np.maximum(v, 0)

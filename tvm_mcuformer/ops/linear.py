@@ -1,10 +1,10 @@
-"""Integer linear algebra: int8 matmul/conv into int32, bias, residual add, mean.
+"""Integer linear algebra: int8 matmul into int32, residual add, mean; a conv reference.
 
 * ``matmul_int(a [..., M, K], b [..., K, N])`` → int32 ``Σ_k a·b``; batch dims
   broadcast like ``relax.matmul`` / numpy (a 2-D ``b`` is the weight case).
-* ``conv2d_int(x NCHW, w OIHW, stride, padding)`` → int32 (groups = 1, zero
-  padding read in place, no padded copy).
-* ``bias_add_int(acc int32 [..., N], bias int32 [N])`` → int32 ``acc + bias``.
+* ``conv2d_int_ref(x NCHW, w OIHW, stride, padding)``: the numpy reference of an int8
+  ``relax.nn.conv2d`` into int32 (groups = 1), which TVM legalizes (patch embeddings
+  are decomposed instead: :mod:`tvm_mcuformer.relax_passes.patch_embed`).
 * ``add_int(a, b, a_scale, b_scale, out_scale)`` → int8
   ``clamp((a·Ma + b·Mb + 2^15) >> 16)`` in int64, ``Ma = round(a_scale/out_scale · 2^16)``
   (likewise ``Mb``; numpy round-half-even at build time, each < 2^31), numpy broadcasting.
@@ -85,37 +85,10 @@ def _conv_geometry(
     return pads, (n, o, oh, ow)
 
 
-def conv2d_int(
-    x: te.Tensor, w: te.Tensor, stride: tuple[int, int], padding: tuple[int, ...]
-) -> te.Tensor:
-    """int32 2-D convolution of int8 ``x`` (NCHW) with int8 ``w`` (OIHW), groups = 1.
-
-    ``padding`` is ``(ph, pw)`` (symmetric) or ``(top, left, bottom, right)``.
-    """
-    x_shape, w_shape = _static_shape(x), _static_shape(w)
-    pads, out_shape = _conv_geometry(x_shape, w_shape, stride, padding)
-    _, c, h, wd = x_shape
-    _, _, kh, kw = w_shape
-    rc = te.reduce_axis((0, c), name="rc")
-    rh = te.reduce_axis((0, kh), name="rh")
-    rw = te.reduce_axis((0, kw), name="rw")
-
-    def body(n: tirx.PrimExpr, o: tirx.PrimExpr, i: tirx.PrimExpr, j: tirx.PrimExpr):
-        hi = i * stride[0] + rh - pads[0]
-        wi = j * stride[1] + rw - pads[1]
-        value = x[n, rc, hi, wi].astype("int32")
-        if any(pads):
-            inside = tirx.all(hi >= 0, hi < h, wi >= 0, wi < wd)
-            value = tirx.if_then_else(inside, value, tirx.const(0, "int32"))
-        return te.sum(value * w[o, rc, rh, rw].astype("int32"), axis=[rc, rh, rw])
-
-    return te.compute(out_shape, body, name="conv2d_int")
-
-
 def conv2d_int_ref(
     x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: tuple[int, ...]
 ) -> np.ndarray:
-    """Numpy twin of :func:`conv2d_int`."""
+    """int32 result of an int8 NCHW/OIHW conv2d (groups 1, zero padding), in numpy."""
     pads, (_, _, oh, ow) = _conv_geometry(x.shape, w.shape, stride, padding)
     xp = np.pad(
         np.asarray(x).astype(np.int32), ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3]))
@@ -128,16 +101,6 @@ def conv2d_int_ref(
             patch = xp[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
             out += np.einsum("nchw,oc->nohw", patch, w32[:, :, i, j])
     return out
-
-
-def bias_add_int(acc: te.Tensor, bias: te.Tensor) -> te.Tensor:
-    """int32 ``acc [..., N] + bias [N]`` (bias broadcast along the last axis)."""
-    return te.compute(acc.shape, lambda *i: acc[i] + bias[i[-1]], name="bias_add_int")
-
-
-def bias_add_int_ref(acc: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Numpy twin of :func:`bias_add_int`."""
-    return (np.asarray(acc, np.int32) + np.asarray(bias, np.int32)).astype(np.int32)
 
 
 def add_multipliers(a_scale: float, b_scale: float, out_scale: float) -> tuple[int, int]:

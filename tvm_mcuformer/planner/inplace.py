@@ -24,25 +24,23 @@ class InplacePair:
     offset: int
 
 
-def _last_uses(program: KernelProgram) -> dict[Tensor, int]:
-    last: dict[Tensor, int] = {}
-    for i, call in enumerate(program.calls):
-        for t in call.inputs:
-            last[t.root] = i
-    return last
+def inplace_pairs(
+    program: KernelProgram, lifetimes: dict[Tensor, tuple[int, int]]
+) -> list[InplacePair]:
+    """The token-overwrite aliases the program allows, in call order.
 
-
-def inplace_pairs(program: KernelProgram) -> list[InplacePair]:
-    """The token-overwrite aliases the program allows, in call order."""
-    last = _last_uses(program)
+    ``lifetimes``: first and last call of every arena root
+    (:func:`~tvm_mcuformer.planner.liveness.root_lifetimes`); an input may be
+    overwritten by the call that reads it last.
+    """
     pairs = []
     for i, call in enumerate(program.calls):
-        if not call.kernel.token_overwrite:
+        if not call.may_overwrite_input:
             continue
         src, dst = call.inputs[0].root, call.outputs[0].root
         if src.kind != TensorKind.ACTIVATION or dst.kind != TensorKind.ACTIVATION:
             continue  # the caller's buffers are not the planner's to overlay
-        if last.get(src) != i or any(t.root is src for t in call.inputs[1:]):
+        if lifetimes[src][1] != i or any(t.root is src for t in call.inputs[1:]):
             continue  # still read later, or read through another argument
         if call.inputs[0].nbytes != src.nbytes:
             continue

@@ -56,9 +56,10 @@ def root_lifetimes(program: KernelProgram) -> dict[Tensor, tuple[int, int]]:
     return {t: (start[t], end[t]) for t in start}
 
 
-def live_intervals(program: KernelProgram, pairs: list[InplacePair] = ()) -> list[Interval]:
+def regions(
+    lifetimes: dict[Tensor, tuple[int, int]], pairs: list[InplacePair] = ()
+) -> list[Interval]:
     """One interval per region: every arena root alone, except in-place pairs merged."""
-    lifetimes = root_lifetimes(program)
     region: dict[Tensor, Interval] = {}
     for t, (s, e) in lifetimes.items():
         region[t] = Interval(t, s, e, t.nbytes, {t: 0})
@@ -71,31 +72,7 @@ def live_intervals(program: KernelProgram, pairs: list[InplacePair] = ()) -> lis
         group.members[pair.output] = offset
         group.nbytes = max(o + t.nbytes for t, o in group.members.items())
         group.start, group.end = min(group.start, single.start), max(group.end, single.end)
-        region[pair.output] = group
+        for member in single.members:
+            region[member] = group
     unique = {id(iv): iv for iv in region.values()}
     return sorted(unique.values(), key=lambda iv: (iv.start, iv.tensor.index))
-
-
-def live_bytes_per_call(intervals: list[Interval], num_calls: int) -> list[int]:
-    """Bytes of the regions live at each call (what the plan must hold at once)."""
-    live = [0] * num_calls
-    for iv in intervals:
-        for i in range(iv.start, iv.end + 1):
-            live[i] += iv.nbytes
-    return live
-
-
-def tensor_bytes_per_call(program: KernelProgram, pairs: list[InplacePair] = ()) -> list[int]:
-    """Tensor bytes live at each call; an in-place pair counts ``max(in, out)`` at its call."""
-    live = [0] * len(program.calls)
-    for t, (s, e) in root_lifetimes(program).items():
-        for i in range(s, e + 1):
-            live[i] += t.nbytes
-    for pair in pairs:
-        live[pair.call] -= min(pair.input.nbytes, pair.output.nbytes)
-    return live
-
-
-def liveness_lower_bound(program: KernelProgram, pairs: list[InplacePair] = ()) -> int:
-    """No arena can be smaller than the most bytes live at one program point."""
-    return max(tensor_bytes_per_call(program, pairs), default=0)

@@ -10,7 +10,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..lowering.program import KernelProgram, TensorKind
-from .liveness import live_bytes_per_call
 from .plan import ArenaPlan
 
 # At most this many call labels on the x axis; beyond it, every Nth call.
@@ -41,8 +40,8 @@ def plot_memory_timeline(
 
     One stacked bar per call of ``program``: the activation regions live at
     the call, then the call's workspaces (both by
-    :func:`~tvm_mcuformer.planner.liveness.live_bytes_per_call` on
-    ``plan.intervals``); horizontal lines at the planned arena and the
+    :meth:`~tvm_mcuformer.planner.buffers.BufferModel.live_bytes_per_call`, the bytes
+    the tensors need, an in-place pair counted once); horizontal lines at the planned arena and the
     liveness lower bound. The SRAM budget is drawn as a line when it is within
     :data:`MAX_BUDGET_RATIO` times the tallest of these; otherwise only its
     value (and its ratio to the arena) is given, in the legend, so the bars stay
@@ -53,10 +52,8 @@ def plot_memory_timeline(
     """
     path = Path(path)
     n = len(program.calls)
-    ws_ivs = [iv for iv in plan.intervals if iv.tensor.kind == TensorKind.WORKSPACE]
-    act_ivs = [iv for iv in plan.intervals if iv.tensor.kind != TensorKind.WORKSPACE]
-    activations = live_bytes_per_call(act_ivs, n)
-    workspaces = live_bytes_per_call(ws_ivs, n)
+    activations = plan.model.live_bytes_per_call((TensorKind.ACTIVATION,))
+    workspaces = plan.model.live_bytes_per_call((TensorKind.WORKSPACE,))
     top = max([plan.arena_bytes, *(a + w for a, w in zip(activations, workspaces, strict=True))])
     budget_drawn = budget_sram_bytes <= MAX_BUDGET_RATIO * top
     if budget_drawn:

@@ -9,19 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..frontend.model import ImportedModel
-from ..relax_passes.recognize import recognize_all
 from ..tensor_spec import TensorSpec
-from .calibrate import calibrate
 from .config import QuantConfig
-from .integerize import integerize
+from .passes import QuantizeInt8, io_scales
 
-__all__ = ["QuantConfig", "integer_layout", "quantize_model"]
+__all__ = ["QuantConfig", "QuantizeInt8", "int8_specs", "quantize_model"]
 
 
-def _int8_model(
-    model: ImportedModel, mod, in_scales: list[float], out_scales: list[float]
-) -> ImportedModel:
-    """The integer module with int8 I/O specs carrying their scales."""
+def int8_specs(model: ImportedModel, mod) -> ImportedModel:
+    """``model`` with ``mod`` (quantized by :func:`QuantizeInt8`) and int8 I/O specs with scales."""
+    in_scales, out_scales = io_scales(mod)
 
     def specs(tensors, scales):
         return [
@@ -33,14 +30,8 @@ def _int8_model(
     )
 
 
-def quantize_model(
-    model: ImportedModel,
-    samples: np.ndarray,
-    config: QuantConfig | None = None,
-    progress: bool = True,
-) -> ImportedModel:
-    """Calibrate ``model`` on ``samples`` (inputs stacked on axis 0) and make it int8."""
-    config = config or QuantConfig()
+def check_calibration(model: ImportedModel, samples: np.ndarray) -> np.ndarray:
+    """``samples`` as model inputs stacked on axis 0, or a ``ValueError`` saying what is wrong."""
     if len(model.inputs) != 1:
         raise ValueError("quantization supports models with one input")
     samples = np.asarray(samples, dtype=model.inputs[0].dtype)
@@ -52,23 +43,15 @@ def quantize_model(
                 f"calibration samples do not match the model input {list(expected)}: "
                 "use data of the same image size and channels the model was trained on"
             )
-    recognized = recognize_all(model.mod)
-    ranges = calibrate(recognized, samples, config.calibration, progress=progress)
-    return _int8_model(model, *integerize(recognized, ranges, config))
+    return samples
 
 
-class _UnitRanges(dict):
-    def __missing__(self, key: int) -> float:
-        return 1.0
-
-
-def integer_layout(model: ImportedModel, config: QuantConfig | None = None) -> ImportedModel:
-    """``model``'s integer-only module with placeholder scales (every range 1.0).
-
-    Its outputs are meaningless, but its tensors, kernels and therefore its memory
-    are exactly those of the calibrated model: memory planning (the architecture
-    search) uses it to skip calibration.
-    """
-    return _int8_model(
-        model, *integerize(recognize_all(model.mod), _UnitRanges(), config or QuantConfig())
-    )
+def quantize_model(
+    model: ImportedModel,
+    samples: np.ndarray,
+    config: QuantConfig | None = None,
+    progress: bool = True,
+) -> ImportedModel:
+    """Calibrate ``model`` on ``samples`` (inputs stacked on axis 0) and make it int8."""
+    samples = check_calibration(model, samples)
+    return int8_specs(model, QuantizeInt8(samples, config, progress)(model.mod))

@@ -9,8 +9,13 @@ variable, one of
   when something other than a bias add consumes it;
 * :class:`Const` — a float constant (weights, biases), quantized where it is used.
 
-Scalar multiplies/divides (the attention scale) cost nothing: they change the
-scale, not the data. Layout ops run unchanged on int8. Matmul/conv become
+Scalar multiplies/divides (the attention scale, before or after QKᵀ) cost
+nothing: they change the scale, not the data. Layout ops, ``take``,
+``strided_slice`` and ``split`` (views or copies, no arithmetic) run unchanged
+on int8 and keep their input's scale; ``concat`` brings every part (constants
+such as class and distillation tokens included) to its output's scale. ReLU,
+ReLU6 and ``clip`` clamp at the input's scale; adding an all-zero constant (an
+empty attention mask) is dropped. Matmul/conv become
 int8×int8→int32 with per-output-channel symmetric weight scales and the bias
 quantized to the accumulator's scale (activations are symmetric, so there is
 no zero point to fold). Composite functions from
@@ -20,6 +25,7 @@ LayerNorm or softmax kernel. Anything else is refused with the operator's name.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +34,8 @@ from tvm import relax, te
 from tvm.ir.expr import GenericConst
 
 from .. import ops
-from ..relax_passes.recognize import GELU, LAYER_NORM, SOFTMAX
+from ..frontend.torch_export import SOURCE_ATTR
+from ..relax_passes.recognize import GELU, HARDSWISH, LAYER_NORM, SILU, SOFTMAX
 from .config import QuantConfig
 
 QMAX = 127
@@ -36,6 +43,7 @@ LAYOUT_OPS = {
     "relax.reshape",
     "relax.permute_dims",
     "relax.strided_slice",
+    "relax.take",
     "relax.squeeze",
     "relax.expand_dims",
     "relax.broadcast_to",
@@ -122,14 +130,24 @@ class _Integerizer:
         return Q(expr, out_scale)
 
     # -- ops ------------------------------------------------------------------
-    def bind(self, var, call) -> Q | Acc | Const:
+    def bind(self, var, call) -> Q | Acc | Const | list:
         if isinstance(call, relax.Call) and isinstance(call.op, relax.GlobalVar):
             return self.composite(var, call)
+        if isinstance(call, relax.Tuple):
+            return [self.value(f) for f in call.fields]
+        if isinstance(call, relax.TupleGetItem):
+            return self.value(call.tuple_value)[call.index]
         if not isinstance(call, relax.Call):
             return self.value(call)
         name = call.op.name
         if name in LAYOUT_OPS:
             return self.layout(var, call, self.value(call.args[0]))
+        if name == "relax.split":
+            return self.split(var, call)
+        if name == "relax.concat":
+            return self.concat(var, call)
+        if name in ("relax.nn.relu", "relax.clip"):
+            return self.clip(call)
         args = [self.value(a) for a in call.args]
         if name == "relax.nn.conv2d":
             return self.conv2d(call, args)
@@ -141,10 +159,7 @@ class _Integerizer:
             return self.rescale(name, call, args)
         if name == "relax.mean":
             return self.mean(var, call)
-        raise ValueError(
-            f"operator {name} has no integer kernel (in {var.name} = {call}); "
-            "compile with --quantize none to keep float"
-        )
+        raise ValueError(f"operator {name} has no integer kernel")
 
     def layout(self, var, call, x) -> Q | Const:
         if isinstance(x, Const):
@@ -152,6 +167,53 @@ class _Integerizer:
         xq = self.q(call.args[0], call.args[0])
         new = relax.Call(call.op, [xq.expr, *call.args[1:]], call.attrs, call.ty_args)
         return Q(self.bb.emit(new), xq.scale)
+
+    def parts(self, expr) -> list:
+        """The values of a tuple argument (inline or bound to a variable)."""
+        if isinstance(expr, relax.Tuple):
+            return [self.value(f) for f in expr.fields]
+        return list(self.value(expr))
+
+    def split(self, var, call) -> list[Q]:
+        """``split`` as one ``strided_slice`` per part, each keeping the input's scale."""
+        xq = self.q(call.args[0], call.args[0])
+        axis = int(call.attrs.axis)
+        begin, parts = 0, []
+        for ty in var.ty.fields:
+            size = int(ty.shape.values[axis])
+            sliced = relax.op.strided_slice(xq.expr, [axis], [begin], [begin + size])
+            parts.append(Q(self.bb.emit(sliced), xq.scale))
+            begin += size
+        return parts
+
+    def concat(self, var, call) -> Q:
+        """Every part (activation or constant) at the output's scale, then ``concat``."""
+        out_scale = self.scale_of(var)
+        parts = []
+        for v in self.parts(call.args[0]):
+            if isinstance(v, Const):
+                q = np.clip(np.round(v.value / out_scale), -QMAX, QMAX).astype(np.int8)
+                parts.append(relax.const(q))
+            elif isinstance(v, Acc):
+                parts.append(self.materialize(v, out_scale).expr)
+            elif v.scale == out_scale:
+                parts.append(v.expr)
+            else:
+                m, shift = ops.quantize_multiplier(v.scale / out_scale)
+                parts.append(self.bb.emit_te(ops.requantize, v.expr, m, shift))
+        expr = self.bb.emit(relax.op.concat(parts, axis=int(call.attrs.axis)))
+        return Q(expr, out_scale)
+
+    def clip(self, call) -> Q:
+        """ReLU / ReLU6 / ``clip``: integer bounds at the input's scale."""
+        xq = self.q(call.args[0], call.args[0])
+        if call.op.name == "relax.nn.relu":
+            lo, hi = 0.0, math.inf
+        else:
+            lo, hi = (float(a.value) for a in call.args[1:3])
+        lo_q = None if lo == -math.inf else math.ceil(round(lo / xq.scale, 6))
+        hi_q = None if hi == math.inf else math.floor(round(hi / xq.scale, 6))
+        return Q(self.bb.emit_te(ops.clip_int, xq.expr, lo_q, hi_q), xq.scale)
 
     def conv2d(self, call, args) -> Acc:
         x, w = args
@@ -188,6 +250,8 @@ class _Integerizer:
             lhs, rhs = call.args[1], call.args[0]
         else:
             lhs, rhs = call.args[0], call.args[1]
+        if isinstance(b, Const) and not b.value.any() and _shape(var) == _shape(a.expr):
+            return a  # an all-zero constant (an empty attention mask)
         if isinstance(a, Acc) and isinstance(b, Const):
             return self.bias_add(a, b.value)
         out_scale = self.scale_of(var)
@@ -250,6 +314,23 @@ class _Integerizer:
             out_scale = self.scale_of(var)
             op = ops.gelu_int if self.config.gelu == "int" else ops.gelu_float
             return Q(self.bb.emit_te(op, xq.expr, xq.scale, out_scale), out_scale)
+        if kind == SILU:
+            out_scale = self.scale_of(var)
+            return Q(self.bb.emit_te(ops.gelu_int, xq.expr, xq.scale, out_scale, 1.0), out_scale)
+        if kind == HARDSWISH:
+            out_scale = self.scale_of(var)
+            offset, lo, hi = _hardswish_constants(func, consts)
+            s = xq.scale
+            expr = self.bb.emit_te(
+                ops.hardswish_int,
+                xq.expr,
+                round(offset / s),
+                round(lo / s),
+                round(hi / s),
+                s,
+                out_scale,
+            )
+            return Q(expr, out_scale)
         if kind == SOFTMAX:
             op = ops.softmax_int if self.config.softmax == "int" else ops.softmax_float
             return Q(self.bb.emit_te(op, xq.expr, xq.scale), ops.SOFTMAX_OUT_SCALE)
@@ -291,11 +372,16 @@ class _Integerizer:
             self.env[_key(p)] = Q(qp, self.scale_of(p))
         with self.bb.function("main", params):
             with self.bb.dataflow():
-                for block in main.body.blocks:
-                    for b in block.bindings:
-                        if isinstance(b.value, relax.Tuple):
-                            continue
+                bindings = [b for block in main.body.blocks for b in block.bindings]
+                for i, b in enumerate(bindings):
+                    try:
                         self.env[_key(b.var)] = self.bind(b.var, b.value)
+                    except ValueError as err:
+                        raise ValueError(
+                            f"int8: {err}, at {_where(main, bindings, i)}; give that layer an op "
+                            "with an integer form (see docs/architecture.md) or compile with "
+                            "--quantize none to keep float"
+                        ) from None
                 result = main.body.body
                 fields = _result_vars(main, result)
                 outs = [self.q(f, f) for f in fields]
@@ -305,6 +391,24 @@ class _Integerizer:
             self.bb.emit_func_output(out)
         in_scales = [self.scale_of(p) for p in main.params]
         return self.bb.finalize(), in_scales, [o.scale for o in outs]
+
+
+def _where(main: relax.Function, bindings: list, i: int) -> str:
+    """Where binding ``i`` sits: the model's module path when the frontend recorded it.
+
+    An operator the frontend expanded into several bindings is named by the next
+    binding that has a recorded source (the one that finishes the operator).
+    """
+    sources = main.attrs[SOURCE_ATTR] if main.attrs and SOURCE_ATTR in main.attrs else {}
+    here = f"Relax variable {bindings[i].var.name}"
+    for b in bindings[i:]:
+        if b.var.name in sources:
+            return f"{sources[b.var.name]}, {here}"
+    return here
+
+
+def _shape(expr) -> list[int]:
+    return [int(d) for d in expr.ty.shape.values]
 
 
 def _result_vars(main, result) -> list:
@@ -327,26 +431,60 @@ def _const_layout(call, value: np.ndarray) -> np.ndarray:
     raise ValueError(f"{name} of a constant is not supported")
 
 
-def _layer_norm_constants(func, consts: dict[int, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """γ, β and ε of a LayerNorm composite, fused or decomposed."""
-    bindings = [b for block in func.body.blocks for b in block.bindings]
+def _const_arg(call, consts: dict[int, np.ndarray]) -> np.ndarray | None:
+    """The constant argument of a call inside a composite (literal or bound parameter)."""
+    for a in call.args:
+        if isinstance(a, GenericConst):
+            return a.value.numpy()
+        if _key(a) in consts:
+            return consts[_key(a)]
+    return None
 
-    def const_arg(call) -> np.ndarray | None:
-        for a in call.args:
-            if isinstance(a, GenericConst):
-                return a.value.numpy()
-            if _key(a) in consts:
-                return consts[_key(a)]
-        return None
+
+def _hardswish_constants(func, consts: dict[int, np.ndarray]) -> tuple[float, float, float]:
+    """``a, lo, hi`` of a hard-swish composite ``x · clip(x + a, lo, hi)`` (clips merged)."""
+    offset, lo, hi = 0.0, -math.inf, math.inf
+    for b in (b for block in func.body.blocks for b in block.bindings):
+        call = b.value
+        if call.op.name == "relax.add":
+            a = _const_arg(call, consts)
+            if a.size != 1:
+                raise ValueError("x * clip(x + a, lo, hi) is supported for a scalar a")
+            offset = float(a.reshape(-1)[0])
+        elif call.op.name == "relax.clip":
+            lo = max(lo, float(call.args[1].value))
+            hi = min(hi, float(call.args[2].value))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("x * clip(x + a, lo, hi) needs finite bounds to have an integer form")
+    return offset, lo, hi
+
+
+def _layer_norm_constants(func, consts: dict[int, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """γ, β and ε of a LayerNorm composite, fused or decomposed, found by role.
+
+    Decomposed form ``(x−mean)·rsqrt(var+ε)·γ+β``: ε is the constant added
+    under the (r)sqrt, γ the constant of the multiply, β the constant of the
+    other add. A form without γ or β gets ones or zeros.
+    """
+    bindings = [b for block in func.body.blocks for b in block.bindings]
 
     for b in bindings:
         if isinstance(b.value, relax.Call) and b.value.op.name == "relax.nn.layer_norm":
             gamma, beta = (consts[_key(a)] for a in b.value.args[1:3])
             return gamma, beta, float(b.value.attrs.epsilon)
-    names = [b.value.op.name for b in bindings]
-    eps = const_arg(bindings[names.index("relax.add")].value)
-    gamma = const_arg(bindings[len(names) - 2].value)
-    beta = const_arg(bindings[-1].value)
+    calls = [b for b in bindings if isinstance(b.value, relax.Call)]
+    roots = [b.value.args[0] for b in calls if b.value.op.name in ("relax.rsqrt", "relax.sqrt")]
+    eps_add = next(b for b in calls if any(b.var.same_as(r) for r in roots))
+    eps = _const_arg(eps_add.value, consts)
+    gamma = beta = None
+    for b in calls:
+        if b.value.op.name == "relax.multiply" and gamma is None:
+            gamma = _const_arg(b.value, consts)
+        elif b.value.op.name == "relax.add" and b is not eps_add and beta is None:
+            beta = _const_arg(b.value, consts)
+    width = int(func.params[0].ty.shape.values[-1])
+    gamma = np.ones(width, np.float32) if gamma is None else gamma
+    beta = np.zeros(width, np.float32) if beta is None else beta
     return gamma, beta, float(np.asarray(eps).reshape(-1)[0])
 
 

@@ -1,5 +1,10 @@
-"""Relax passes of tvm-mcuformer and the ``mcuformer`` Relax pipeline."""
+"""Relax graph passes of tvm-mcuformer: pattern recognition, patch-embedding decomposition.
 
-from .pipeline import PIPELINE_NAME, lowering_passes, register
+The ``mcuformer`` pipeline that strings them together with quantization,
+schedules and lowering is :mod:`tvm_mcuformer.lowering.pipeline`.
+"""
 
-__all__ = ["PIPELINE_NAME", "lowering_passes", "register"]
+from .patch_embed import DecomposePatchEmbedding
+from .recognize import recognize_all
+
+__all__ = ["DecomposePatchEmbedding", "recognize_all"]

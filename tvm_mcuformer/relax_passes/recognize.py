@@ -5,8 +5,11 @@ Each pass groups one float pattern into a Relax function tagged
 rewrite (:mod:`tvm_mcuformer.quantize.integerize`) can replace the whole pattern
 by one fused integer operator that lowers to one TIR kernel:
 
-* GeLU: ``nn.gelu``; the erf form ``x·(erf(x/√2)+1)·0.5`` as ONNX writes it;
-  QuickGELU ``x·sigmoid(1.702·x)``.
+* GeLU: ``nn.gelu``, ``nn.gelu_tanh``; the erf form ``x·(erf(x/√2)+1)·0.5`` as
+  ONNX writes it; QuickGELU ``x·sigmoid(1.702·x)`` (all onto one integer GeLU).
+* SiLU: ``nn.silu``, ``x·sigmoid(x)``.
+* hard-swish product: ``x·clip(x+a, lo, hi)`` (torch's Hardswish is this with
+  ``a, lo, hi = 3, 0, 6``, then ``/6``, which stays outside: a free rescale).
 * LayerNorm: ``nn.layer_norm``; the decomposed form
   ``(x−mean)·rsqrt(var+eps)·γ+β`` (``var`` as ``mean((x−mean)²)``).
 * softmax: ``nn.softmax``.
@@ -19,6 +22,7 @@ from tvm import relax
 from tvm.relax.dpl import is_const, is_op, wildcard
 
 GELU, LAYER_NORM, SOFTMAX = "mcuformer.gelu", "mcuformer.layer_norm", "mcuformer.softmax"
+SILU, HARDSWISH = "mcuformer.silu", "mcuformer.hardswish"
 
 
 def _either(op: str, a, b):
@@ -33,7 +37,24 @@ def gelu_patterns() -> list:
     scaled = is_op("relax.divide")(x, is_const()) | _either("relax.multiply", x, is_const())
     erf_plus_one = _either("relax.add", is_op("relax.erf")(scaled), is_const())
     erf_form = _either("relax.multiply", _either("relax.multiply", x, erf_plus_one), is_const())
-    return [is_op("relax.nn.gelu")(wildcard()), quick, erf_form]
+    tanh = is_op("relax.nn.gelu_tanh")(wildcard())
+    return [is_op("relax.nn.gelu")(wildcard()), tanh, quick, erf_form]
+
+
+def silu_patterns() -> list:
+    x = wildcard()
+    return [
+        is_op("relax.nn.silu")(wildcard()),
+        _either("relax.multiply", x, is_op("relax.sigmoid")(x)),
+    ]
+
+
+def hardswish_patterns() -> list:
+    x = wildcard()
+    shifted = _either("relax.add", x, is_const())
+    clip = is_op("relax.clip")(shifted, wildcard(), wildcard())
+    clip = clip | is_op("relax.clip")(clip, wildcard(), wildcard())
+    return [_either("relax.multiply", x, clip)]
 
 
 def layer_norm_patterns() -> list:
@@ -72,7 +93,21 @@ def RecognizeSoftmax() -> tvm.transform.Pass:  # noqa: N802
     return _recognize(SOFTMAX, softmax_patterns())
 
 
+def RecognizeSilu() -> tvm.transform.Pass:  # noqa: N802
+    return _recognize(SILU, silu_patterns())
+
+
+def RecognizeHardswish() -> tvm.transform.Pass:  # noqa: N802
+    return _recognize(HARDSWISH, hardswish_patterns())
+
+
 def recognize_all(mod: tvm.IRModule) -> tvm.IRModule:
-    """Run the three recognisers (LayerNorm first: its pattern is the largest)."""
-    seq = [RecognizeLayerNorm(), RecognizeGelu(), RecognizeSoftmax()]
+    """Run the recognisers (LayerNorm first: its pattern is the largest; GeLU before SiLU)."""
+    seq = [
+        RecognizeLayerNorm(),
+        RecognizeGelu(),
+        RecognizeSilu(),
+        RecognizeHardswish(),
+        RecognizeSoftmax(),
+    ]
     return tvm.transform.Sequential(seq)(mod)

@@ -11,7 +11,7 @@ sub-convolutions whose int32 partial sums accumulate into one small buffer.
   ``min(field, P − origin)``, so P = 7, field 4 gives 4 and 3) adds its
   sub-convolution into them, then the ``O`` sums are written to ``y``;
 * the partial-sum buffer is the kernel's only allocation: through
-  :func:`tvm_mcuformer.codegen.tir_to_c.lower_kernels` it becomes one workspace
+  :func:`tvm_mcuformer.lowering.kernels.lower_kernels` it becomes one workspace
   of ``O`` int32 (``O · 4`` bytes).
 
 Integer addition is associative, so the result equals ``ops.conv2d_int`` /

@@ -26,7 +26,7 @@ import math
 import tvm
 from tvm import s_tir, tirx
 
-from ..codegen.tir_to_c import TOKEN_OVERWRITE_ATTR as ATTR
+TOKEN_OVERWRITE_ATTR = "mcuformer.token_overwrite"  # marks kernels the planner may overlay
 
 
 def _shape(param) -> list[int]:
@@ -103,7 +103,7 @@ def schedule_token_overwrite(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         sch.reverse_compute_at(copy, sch.get_loops(out_block)[position])
     except Exception:  # noqa: BLE001 - the schedule refuses: not a row-wise kernel
         return None
-    return sch.mod["main"].with_attr(ATTR, True)
+    return sch.mod["main"].with_attr(TOKEN_OVERWRITE_ATTR, True)
 
 
 def _all_blocks(sch: s_tir.Schedule, root) -> list:
@@ -120,7 +120,8 @@ def TokenOverwrite(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IR
     """Apply :func:`schedule_token_overwrite` to every row-wise PrimFunc of ``mod``."""
     updated = {}
     for gv, func in mod.functions.items():
-        if isinstance(func, tirx.PrimFunc) and not (func.attrs and ATTR in func.attrs):
+        done = func.attrs and TOKEN_OVERWRITE_ATTR in func.attrs
+        if isinstance(func, tirx.PrimFunc) and not done:
             scheduled = schedule_token_overwrite(func)
             if scheduled is not None:
                 updated[gv] = scheduled

@@ -2,9 +2,10 @@
 
 The search constrains peak SRAM, so it asks the compiler, not a formula:
 each candidate is extracted from a supernet, exported with ``torch.export``,
-imported into Relax, made integer-only with placeholder scales
-(:func:`~tvm_mcuformer.quantize.integer_layout`; memory does not depend on the
-scales) and lowered and planned exactly as ``tvm-mcuformer compile`` would
+imported into Relax, and run through the same ``mcuformer`` pipeline as
+``tvm-mcuformer compile`` with ``quantize="int8-layout"`` (integer-only with
+placeholder scales: memory does not depend on the scales), lowered and planned
+exactly as ``compile`` would
 (token overwrite and patch decomposition on). ``peak_sram_bytes`` is the
 compile budget check's figure: arena + I/O frames + stack reserve; ``flash_bytes``
 is weights + code reserve. Results are cached per architecture (≈1 s each).
@@ -18,7 +19,6 @@ import torch
 
 from ..compiler import CompileOptions, plan_model
 from ..frontend.model import ImportedModel
-from ..quantize import integer_layout
 from .space import SearchSpace, SubnetConfig
 from .supernet import Supernet
 
@@ -40,7 +40,7 @@ class PlannerMemory:
 
     def __init__(self, space: SearchSpace, board: str = "mps2-an500") -> None:
         self.space = space
-        self.options = CompileOptions(board=board, quantize="none")
+        self.options = CompileOptions(board=board, quantize="int8-layout")
         self._supernet = Supernet(space, svd_init=False).eval()  # weights: no effect on memory
         self._cache: dict[SubnetConfig, SubnetMemory] = {}
 
@@ -59,7 +59,7 @@ class PlannerMemory:
         model = ImportedModel.from_module(
             from_exported_program(program, keep_params_as_input=False)
         )
-        memory = plan_model(integer_layout(model), self.options).memory
+        memory = plan_model(model, self.options).memory
         return SubnetMemory(
             memory["required_sram_bytes"],
             memory["required_flash_bytes"],

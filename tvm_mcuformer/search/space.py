@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tvm_mcuformer.models import GELU_KINDS
+from tvm_mcuformer.models import checks
 
 DEFAULT_EMBED_DIMS = (32, 48, 64)
 DEFAULT_NUM_HEADS = (2, 4)
@@ -66,11 +66,6 @@ def _check_rank_ratio(owner: str, value: object) -> None:
         raise ValueError(f"{owner}.rank_ratio={value!r} must be a number in (0, 1]")
 
 
-def _positive_int(owner: str, field: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}.{field}={value!r} must be a positive integer")
-
-
 def _choices(owner: str, field: str, values: Sequence, kind: type) -> tuple:
     """Validate a non-empty set of positive choices; return it sorted and deduplicated."""
     if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
@@ -99,7 +94,7 @@ class SubnetConfig:
 
     def __post_init__(self) -> None:
         for field in ("embed_dim", "depth", "patch_size"):
-            _positive_int("SubnetConfig", field, getattr(self, field))
+            checks.positive_int("SubnetConfig", field, getattr(self, field))
         _check_rank_ratio("SubnetConfig", self.rank_ratio)
         for field in ("num_heads", "mlp_ratios"):
             value = getattr(self, field)
@@ -109,18 +104,10 @@ class SubnetConfig:
                     f"(depth={self.depth})"
                 )
         for layer, heads in enumerate(self.num_heads):
-            _positive_int("SubnetConfig", f"num_heads[{layer}]", heads)
-            if self.embed_dim % heads:
-                raise ValueError(
-                    f"SubnetConfig: num_heads[{layer}]={heads} does not divide "
-                    f"embed_dim={self.embed_dim}"
-                )
-        for layer, hidden in enumerate(self.mlp_hidden):
-            if hidden < 1:
-                raise ValueError(
-                    f"SubnetConfig: mlp_ratios[{layer}]={self.mlp_ratios[layer]!r} "
-                    "gives an empty MLP"
-                )
+            checks.positive_int("SubnetConfig", f"num_heads[{layer}]", heads)
+            checks.heads_divide("SubnetConfig", heads, self.embed_dim, f"num_heads[{layer}]")
+        for layer, ratio in enumerate(self.mlp_ratios):
+            checks.mlp_not_empty("SubnetConfig", ratio, self.embed_dim, f"mlp_ratios[{layer}]")
 
     @property
     def mlp_hidden(self) -> tuple[int, ...]:
@@ -172,13 +159,9 @@ class SearchSpace:
         ):
             object.__setattr__(self, field, _choices(owner, field, getattr(self, field), kind))
         for field in ("patch_size", "img_size", "in_chans", "num_classes"):
-            _positive_int(owner, field, getattr(self, field))
+            checks.positive_int(owner, field, getattr(self, field))
         _check_rank_ratio(owner, self.rank_ratio)
-        if self.img_size % self.patch_size:
-            raise ValueError(
-                f"SearchSpace: patch_size={self.patch_size} does not divide "
-                f"img_size={self.img_size}; pick a patch size that divides the image side"
-            )
+        checks.patch_divides(owner, self.patch_size, self.img_size)
         for d in self.embed_dims:
             bad = [h for h in self.num_heads if d % h]
             if bad:
@@ -186,15 +169,8 @@ class SearchSpace:
                     f"SearchSpace: num_heads {bad} do not divide embed_dim={d}; every head "
                     "choice must divide every embedding choice"
                 )
-            if int(d * self.mlp_ratios[0]) < 1:
-                raise ValueError(
-                    f"SearchSpace: mlp_ratio={self.mlp_ratios[0]} gives an empty MLP at "
-                    f"embed_dim={d}"
-                )
-        if self.gelu not in GELU_KINDS:
-            raise ValueError(
-                f"SearchSpace.gelu={self.gelu!r} is unknown; choose one of: {', '.join(GELU_KINDS)}"
-            )
+            checks.mlp_not_empty(owner, self.mlp_ratios[0], d, "mlp_ratios")
+        checks.gelu_kind(owner, self.gelu)
 
     @property
     def num_tokens(self) -> int:

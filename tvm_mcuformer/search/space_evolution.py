@@ -68,7 +68,7 @@ from tvm_mcuformer.search.train_supernet import (
     latest_checkpoint,
     train_supernet,
 )
-from tvm_mcuformer.training import ArrayLike
+from tvm_mcuformer.training import BATCH_SIZE, LR, WEIGHT_DECAY, ArrayLike
 
 if TYPE_CHECKING:
     from tvm_mcuformer.search.memory import SubnetMemory
@@ -106,9 +106,9 @@ class SpaceEvolutionConfig:
     thresholds: tuple[float, float] = (0.02, 0.02)
     max_rounds: int = 8
     seed: int = 0
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.05
+    batch_size: int = BATCH_SIZE
+    lr: float = LR
+    weight_decay: float = WEIGHT_DECAY
     max_shift: int = 0
     sandwich: bool = True
 

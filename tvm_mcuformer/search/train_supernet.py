@@ -51,6 +51,9 @@ from tvm_mcuformer.fileio import atomic_write
 from tvm_mcuformer.search.space import SPACES, SearchSpace, SubnetConfig
 from tvm_mcuformer.search.supernet import Supernet
 from tvm_mcuformer.training import (
+    BATCH_SIZE,
+    LR,
+    WEIGHT_DECAY,
     ArrayLike,
     _random_shift,
     _tensors,
@@ -117,9 +120,9 @@ def train_supernet(
     y: ArrayLike,
     epochs: int,
     out_dir: str | Path,
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    weight_decay: float = 0.05,
+    batch_size: int = BATCH_SIZE,
+    lr: float = LR,
+    weight_decay: float = WEIGHT_DECAY,
     max_shift: int = 0,
     seed: int = 0,
     sandwich: bool = True,
@@ -328,9 +331,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rank-ratio", type=float, default=0.5, help="low-rank ratio rho")
     parser.add_argument("--patch-size", type=int, default=7)
-    parser.add_argument("--batch-size", type=int, default=64, help="per process")
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="per process")
+    parser.add_argument("--lr", type=float, default=LR)
+    parser.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY)
     parser.add_argument("--max-shift", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-sandwich", action="store_true", help="one random subnet per step")
