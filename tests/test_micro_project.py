@@ -360,3 +360,60 @@ def test_serial_transport_over_a_pty(host_project):
         runner.kill()
         os.close(master)
         os.close(slave)
+
+
+def test_budget_defaults_to_the_artifacts_and_flags_override(tmp_path):
+    """A model compiled with a larger budget links against that budget; --sram/--flash win."""
+    path = make_artifact(tmp_path / "big.tar")
+    with tarfile.open(path) as tar:
+        metadata = json.load(tar.extractfile("metadata.json"))
+    metadata["memory"]["budget"] = {"sram_bytes": 2 * 1024 * 1024, "flash_bytes": 3 * 1024 * 1024}
+    big = _broken(tmp_path, path, **{"metadata.json": json.dumps(metadata)})
+    project = create_project(tmp_path / "a", big, "baremetal")
+    assert project.budget == {"sram_bytes": 2 * 1024 * 1024, "flash_bytes": 3 * 1024 * 1024}
+    linker = (project.root / "linker.ld").read_text()
+    assert "__sram_used <= 2097152" in linker and "__flash_used <= 3145728" in linker
+    assert main(["micro", "create", str(tmp_path / "b"), str(big), "baremetal",
+                 "--sram", "200KiB", "--flash", "512KiB"]) == 0  # fmt: skip
+    assert load_project(tmp_path / "b").budget == {"sram_bytes": 204800, "flash_bytes": 524288}
+    # another board than the artifact's: that board's own budget
+    assert create_project(tmp_path / "c", big, "baremetal", board="stm32h743").budget == {
+        "sram_bytes": 512 * 1024,
+        "flash_bytes": 2 * 1024 * 1024,
+    }
+    with pytest.raises(MicroError, match="exceeds the 4 MiB QEMU maps.*--sram"):
+        create_project(tmp_path / "d", big, "baremetal", sram_bytes=5 * 1024 * 1024)
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(
+    "board, machine, cpu, sram, flash",
+    [
+        ("stm32f427", "mps2-an386", "cortex-m4", 256, 1024),
+        ("stm32f746", "mps2-an500", "cortex-m7", 320, 1024),
+        ("stm32h743", "mps2-an500", "cortex-m7", 512, 2048),
+    ],
+)
+def test_paper_board_presets(tmp_path, board, machine, cpu, sram, flash):
+    """Each paper chip runs on the QEMU machine with its core, held to its real budget."""
+    artifact = make_artifact(tmp_path / "m.tar", board=board)
+    with tarfile.open(artifact) as tar:
+        metadata = json.load(tar.extractfile("metadata.json"))
+    metadata["memory"].pop("budget")
+    artifact = _broken(tmp_path, artifact, **{"metadata.json": json.dumps(metadata)})
+    project = create_project(tmp_path / "p", artifact, "baremetal")
+    assert project.qemu_board.qemu_machine == machine and project.board == board
+    linker = (project.root / "linker.ld").read_text()
+    assert f"__sram_used <= {sram * 1024}" in linker
+    assert f"__flash_used <= {flash * 1024}" in linker
+    assert f"-mcpu={cpu} " in (project.root / "Makefile").read_text()
+
+
+def test_zephyr_board_names_map_to_presets(tmp_path, artifact):
+    from tvm_mcuformer.boards import ZEPHYR_BOARDS, get_board
+
+    for zephyr, preset in ZEPHYR_BOARDS.items():
+        assert get_board(zephyr) is get_board(preset)
+        project = create_project(tmp_path / zephyr, artifact, "zephyr", board=zephyr)
+        assert project.budget["sram_bytes"] == get_board(preset).sram_bytes
+        assert (project.root / "boards" / f"{zephyr}.overlay").is_file()

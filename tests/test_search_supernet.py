@@ -289,3 +289,31 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_epoch_before(digits, tmp_pa
     b = torch.load(path, weights_only=True)
     for key in ("model", "optimizer", "scheduler", "settings", "space", "epoch"):
         assert _state_equal({key: a[key]}, {key: b[key]}), key
+
+
+def test_low_rank_on_every_linear(tmp_path):
+    """With low_rank_scope="all" (the paper space's) qkv, proj and the classifier are
+    factorised too; q/k/v keep their own leading rows and the subnet equals the supernet."""
+    from dataclasses import replace
+
+    space = replace(tiny_space(0.5, 4, img_size=8), low_rank_scope="all")
+    net = make_supernet(space).eval()
+    cfg = SubnetConfig(24, 2, (2, 4), (2.0, 1.0), 0.5, 4)
+    x = torch.randn(3, 1, 8, 8)
+    sub = net.extract(cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(sub(x), net(x, cfg), rtol=1e-5, atol=1e-6)
+    r = low_rank(0.5, 24)
+    attn = sub.blocks[0].attn
+    for layer, (n_in, out) in ((attn.qkv, (24, 72)), (attn.proj, (24, 24)), (sub.head, (24, 10))):
+        v, u = layer
+        rank = low_rank(0.5, min(n_in, out))
+        assert (v.in_features, v.out_features, v.bias) == (n_in, rank, None)
+        assert (u.in_features, u.out_features) == (rank, out) and u.bias is not None
+    # qkv's U rows: the leading 24 rows of each of the q, k and v blocks (32 rows each)
+    u_super = net.blocks[0].qkv.u
+    blocks = [u_super[i * 32 : i * 32 + 24, :r] for i in range(3)]
+    torch.testing.assert_close(attn.qkv[1].weight, torch.cat(blocks))
+    assert len([m for m in sub.modules() if isinstance(m, nn.Linear)]) == 2 * (4 * 2 + 1)
+    path = export_pt2(sub, x[:1], tmp_path / "subnet.pt2")
+    torch.testing.assert_close(torch.export.load(path).module()(x[:1]), net(x[:1], cfg))

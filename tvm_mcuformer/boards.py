@@ -3,6 +3,11 @@
 A :class:`Board` is the single source of truth for a deployment target: its
 SRAM/flash budget (what the compiler checks and the linker script enforces),
 the QEMU machine that emulates it, and the GCC CPU/FPU flags.
+
+The ``stm32*`` presets are the chips of the MCUFormer paper, each emulated by the
+QEMU machine with its core and held to the chip's real SRAM and flash by the
+generated linker script; the ``mps2-*`` boards are those QEMU machines under
+their own names. :data:`ZEPHYR_BOARDS` maps Zephyr board names to the presets.
 """
 
 from __future__ import annotations
@@ -32,29 +37,58 @@ class Board:
 KiB = 1024
 MiB = 1024 * KiB
 
+_M7 = dict(cpu="cortex-m7", fpu="fpv5-sp-d16", qemu_machine="mps2-an500", arena_alignment=32)
+_M4 = dict(cpu="cortex-m4", fpu="fpv4-sp-d16", qemu_machine="mps2-an386", arena_alignment=8)
+# M7: 32 B is its D-cache line; M4: no cache, 8 B keeps int64 and double accesses aligned.
+
 BOARDS: dict[str, Board] = {
     "mps2-an500": Board(
         "mps2-an500",
         320 * KiB,
         1 * MiB,
-        "cortex-m7",
-        "fpv5-sp-d16",
-        "mps2-an500",
-        "Cortex-M7 + FPU (QEMU), budget of an STM32F746",
-        arena_alignment=32,  # the M7's D-cache line
+        description="Cortex-M7 + FPU (QEMU), budget of an STM32F746",
+        **_M7,
     ),
     "mps2-an386": Board(
         "mps2-an386",
         256 * KiB,
         1 * MiB,
-        "cortex-m4",
-        "fpv4-sp-d16",
-        "mps2-an386",
-        "Cortex-M4 + FPU (QEMU), budget of an STM32F427",
-        arena_alignment=8,  # no cache; 8 keeps int64 and double accesses aligned
+        description="Cortex-M4 + FPU (QEMU), budget of an STM32F427",
+        **_M4,
+    ),
+    "stm32f427": Board(
+        "stm32f427",
+        256 * KiB,
+        1 * MiB,
+        description="STM32F427 (Cortex-M4, 256 KiB SRAM, 1 MiB flash), emulated by mps2-an386",
+        **_M4,
+    ),
+    "stm32f746": Board(
+        "stm32f746",
+        320 * KiB,
+        1 * MiB,
+        description="STM32F746 (Cortex-M7, 320 KiB SRAM, 1 MiB flash), emulated by mps2-an500",
+        **_M7,
+    ),
+    "stm32h743": Board(
+        "stm32h743",
+        512 * KiB,
+        2 * MiB,
+        description="STM32H743 (Cortex-M7, 512 KiB SRAM, 2 MiB flash), emulated by mps2-an500",
+        **_M7,
     ),
     "host": Board("host", 64 * MiB, 64 * MiB, None, None, None, "the build machine (debugging)"),
 }
+
+PAPER_BOARDS = ("stm32f427", "stm32f746", "stm32h743")
+"""The boards of the MCUFormer paper, smallest first."""
+
+ZEPHYR_BOARDS: dict[str, str] = {
+    "nucleo_f429zi": "stm32f427",  # the F429 is the F427 with an LCD controller
+    "nucleo_f746zg": "stm32f746",
+    "nucleo_h743zi": "stm32h743",
+}
+"""Zephyr board name -> the preset holding its chip's budget."""
 
 DEFAULT_BOARD = "mps2-an500"
 # SRAM kept for the call stack beside the arena, counted in the budget by the
@@ -63,11 +97,15 @@ DEFAULT_STACK_RESERVE = 8 * KiB
 
 
 def get_board(name: str) -> Board:
-    """Return the board called ``name`` or raise ``ValueError`` naming the choices."""
+    """Return the board called ``name`` (a preset or a :data:`ZEPHYR_BOARDS` name) or raise
+    ``ValueError`` naming the choices."""
     try:
-        return BOARDS[name]
+        return BOARDS[ZEPHYR_BOARDS.get(name, name)]
     except KeyError:
-        raise ValueError(f"unknown board {name!r}; choose one of: {', '.join(BOARDS)}") from None
+        raise ValueError(
+            f"unknown board {name!r}; choose one of: {', '.join(BOARDS)} "
+            f"(or a Zephyr board: {', '.join(ZEPHYR_BOARDS)})"
+        ) from None
 
 
 GiB = 1024 * MiB

@@ -23,7 +23,7 @@ import traceback
 import warnings
 from typing import NoReturn
 
-from .boards import BOARDS, DEFAULT_BOARD, budget_warnings, get_board, parse_size
+from .boards import BOARDS, DEFAULT_BOARD, ZEPHYR_BOARDS, budget_warnings, get_board, parse_size
 from .fileio import check_output_dir, check_output_file
 
 # The arena planners (planner.ALGORITHMS; a literal so that start-up imports no TVM; a test
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="compile a model to a C artifact (.tar)")
     p.add_argument("model", help="model file: .pt2 (torch.export), .onnx or .tflite")
     p.add_argument("-o", "--output", required=True, help="artifact path (.tar)")
-    p.add_argument("--board", default=DEFAULT_BOARD, choices=sorted(BOARDS))
+    p.add_argument("--board", default=DEFAULT_BOARD, choices=[*sorted(BOARDS), *ZEPHYR_BOARDS])
     p.add_argument("--sram", help="SRAM budget, e.g. 320KiB (default: the board's)")
     p.add_argument("--flash", help="flash budget, e.g. 1MiB (default: the board's)")
     p.add_argument("--planner", default="best", choices=PLANNERS, help="arena planner algorithm")

@@ -40,8 +40,13 @@ def _create(args: argparse.Namespace) -> int:
         float_abi=args.float_abi,
         stack_bytes=parse_size(args.stack_size) if args.stack_size else None,
         force=args.force,
+        sram_bytes=parse_size(args.sram) if args.sram else None,
+        flash_bytes=parse_size(args.flash) if args.flash else None,
     )
-    print(f"created {project.platform} project {project.root} for board {project.board}")
+    print(
+        f"created {project.platform} project {project.root} for board {project.board} "
+        f"(budget {project.sram_bytes} B SRAM, {project.flash_bytes} B flash)"
+    )
     return 0
 
 
@@ -190,6 +195,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stack reserved for core and model, counted in the SRAM budget (default: the "
         f"compiler's stack_reserve_bytes, else {DEFAULT_STACK_RESERVE // 1024}KiB)",
     )
+    for what, example in (("sram", "320KiB"), ("flash", "1MiB")):
+        create.add_argument(
+            f"--{what}",
+            help=f"{what} budget the linker script enforces, e.g. {example} (default: the budget "
+            "the artifact was compiled for, else the board's)",
+        )
     create.add_argument("--force", action="store_true", help="replace an existing project")
     create.set_defaults(func=_create)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from tvm_mcuformer.micro import MicroError, elf
 from tvm_mcuformer.micro.journal import RunJournal, SampleRecord, fingerprint
-from tvm_mcuformer.micro.project import Project, TensorSpec, load_project, memory_budget
+from tvm_mcuformer.micro.project import Project, TensorSpec, load_project
 from tvm_mcuformer.micro.transport import DEFAULT_TIMEOUT, check_info, open_device, start_host
 
 ARENA_SYMBOL = "mcuformer_arena"
@@ -154,12 +154,7 @@ def _memory_report(project: Project, stack_used: int) -> dict:
     usage = elf.measure(project.firmware)
     arena = elf.symbol_sizes(project.firmware).get(ARENA_SYMBOL)
     planned = project.metadata.get("memory", {})
-    board = project.qemu_board
-    budget = (
-        memory_budget(board, project.metadata)
-        if board is not None
-        else planned.get("budget", {"sram_bytes": None, "flash_bytes": None})
-    )
+    budget = project.budget
     peak = usage.static_ram_bytes + (stack_used if usage.stack_reserved_bytes else 0)
     reserved = usage.static_ram_bytes + usage.stack_reserved_bytes
     return {
@@ -175,9 +170,7 @@ def _memory_report(project: Project, stack_used: int) -> dict:
         "flash_bytes": usage.flash_bytes,
         "budget": budget,
         "fits_budget": (
-            None
-            if budget.get("sram_bytes") is None
-            else reserved <= budget["sram_bytes"] and usage.flash_bytes <= budget["flash_bytes"]
+            reserved <= budget["sram_bytes"] and usage.flash_bytes <= budget["flash_bytes"]
         ),
     }
 

@@ -4,7 +4,8 @@ An artifact is a tar file holding ``metadata.json``, ``codegen/host/include/mcuf
 and the model's C in ``codegen/host/src/*.c``. :func:`create_project` turns it into a project
 directory::
 
-    PROJECT/project.json          platform, board, float ABI, stack size, model sizes
+    PROJECT/project.json          platform, board, float ABI, stack size, SRAM/flash budget,
+                                  model sizes
     PROJECT/metadata.json         the artifact's metadata, unchanged
     PROJECT/model/{include,src}/  the model's C
     PROJECT/core/                 firmware core (protocol loop) and platform.h
@@ -27,14 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tvm_mcuformer.artifact import Artifact, ArtifactError, ModelInfo
-from tvm_mcuformer.boards import DEFAULT_BOARD, DEFAULT_STACK_RESERVE, Board, get_board
+from tvm_mcuformer.boards import (
+    DEFAULT_BOARD,
+    DEFAULT_STACK_RESERVE,
+    ZEPHYR_BOARDS,
+    Board,
+    get_board,
+)
 from tvm_mcuformer.micro import MicroError
 from tvm_mcuformer.tensor_spec import TensorSpec
 
 PLATFORMS = ("baremetal", "zephyr")
 FLOAT_ABIS = ("hard", "soft")
 DEFAULT_ZEPHYR_BOARD = "nucleo_f746zg"
-PROJECT_FORMAT = 1
+PROJECT_FORMAT = 2
 QEMU_REGION_BYTES = 4 * 1024 * 1024  # RAM QEMU maps at 0x0 and at 0x20000000 on mps2 boards
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -52,6 +59,8 @@ class Project:
     board: str
     float_abi: str
     stack_bytes: int
+    sram_bytes: int  # budget the linker script holds the image to
+    flash_bytes: int
     input_bytes: int
     output_bytes: int
     arena_bytes: int
@@ -66,6 +75,10 @@ class Project:
     @property
     def host_runner(self) -> Path:
         return self.root / "build" / "host_runner"
+
+    @property
+    def budget(self) -> dict[str, int]:
+        return {"sram_bytes": self.sram_bytes, "flash_bytes": self.flash_bytes}
 
     @property
     def qemu_board(self) -> Board | None:
@@ -106,12 +119,18 @@ def _read_artifact(path: Path) -> _Artifact:
 
 
 def _resolve_board(platform: str, board: str | None, metadata: dict) -> str:
+    """The project's board name; Zephyr names must have an overlay and map to a preset."""
     if platform == "zephyr":
         name = board or DEFAULT_ZEPHYR_BOARD
         if name not in zephyr_boards():
             raise MicroError(
                 f"no Zephyr overlay for board {name!r}: choose one of {', '.join(zephyr_boards())}"
                 f" or add {ZEPHYR_TEMPLATE / 'boards' / (name + '.overlay')}"
+            )
+        if name not in ZEPHYR_BOARDS:
+            raise MicroError(
+                f"Zephyr board {name!r} has no budget preset: add it to "
+                "tvm_mcuformer.boards.ZEPHYR_BOARDS"
             )
         return name
     name = board or metadata.get("board") or DEFAULT_BOARD
@@ -121,10 +140,17 @@ def _resolve_board(platform: str, board: str | None, metadata: dict) -> str:
         raise MicroError(str(e)) from None
     if spec.qemu_machine is None or spec.cpu is None:
         raise MicroError(f"board {name!r} is not a Cortex-M board QEMU emulates: pick mps2-an500")
-    for what, size in (("SRAM", spec.sram_bytes), ("flash", spec.flash_bytes)):
-        if size > QEMU_REGION_BYTES:
-            raise MicroError(f"board {name!r}: {what} budget {size} B exceeds QEMU's 4 MiB region")
     return name
+
+
+def _check_emulated_budget(board: str, budget: dict[str, int]) -> None:
+    for key, size in budget.items():
+        if size > QEMU_REGION_BYTES:
+            what = key.split("_")[0]
+            raise MicroError(
+                f"board {board!r}: {what} budget {size} B exceeds the 4 MiB QEMU maps for it: "
+                f"pass a smaller --{what}"
+            )
 
 
 def _target_arch(board: Board, float_abi: str) -> str:
@@ -140,17 +166,28 @@ def _render(template: str, **values: object) -> str:
     return string.Template((TEMPLATES / template).read_text()).substitute(values)
 
 
-def memory_budget(board: Board, metadata: dict) -> dict[str, int]:
-    """SRAM/flash the firmware may use: the compile budget, capped by the board's memory.
+def memory_budget(
+    board: str, metadata: dict, sram_bytes: int | None = None, flash_bytes: int | None = None
+) -> dict[str, int]:
+    """SRAM/flash the firmware may use: ``sram_bytes``/``flash_bytes`` when given, else the
+    budget the model was compiled for (metadata ``memory.budget``) when ``board`` is the
+    artifact's board, else the board's.
 
-    ``tvm-mcuformer compile --sram/--flash`` may set a tighter budget than the
-    board has; the linker script and the report then hold the image to it.
+    ``tvm-mcuformer compile --sram/--flash`` may set a budget other than the board's; the
+    project then holds the image to it, so a model compiled for a larger budget still links.
     """
-    compiled = metadata.get("memory", {}).get("budget", {})
-    return {
-        "sram_bytes": min(board.sram_bytes, compiled.get("sram_bytes") or board.sram_bytes),
-        "flash_bytes": min(board.flash_bytes, compiled.get("flash_bytes") or board.flash_bytes),
+    spec = get_board(board)
+    compiled = {}
+    if metadata.get("board") in (None, spec.name):
+        compiled = metadata.get("memory", {}).get("budget", {})
+    budget = {
+        "sram_bytes": sram_bytes or compiled.get("sram_bytes") or spec.sram_bytes,
+        "flash_bytes": flash_bytes or compiled.get("flash_bytes") or spec.flash_bytes,
     }
+    for key, value in budget.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MicroError(f"{key.split('_')[0]} budget {value!r}: give a positive byte count")
+    return budget
 
 
 def _write_baremetal(
@@ -212,6 +249,7 @@ def _populate(
     board: str,
     float_abi: str,
     stack_bytes: int,
+    budget: dict[str, int],
     artifact: Path,
 ) -> None:
     for rel, data in art.files.items():
@@ -221,8 +259,7 @@ def _populate(
     shutil.copytree(TEMPLATES / "core", root / "core")
     shutil.copytree(TEMPLATES / "host", root / "platform" / "host")
     if platform == "baremetal":
-        spec = get_board(board)
-        _write_baremetal(root, spec, memory_budget(spec, art.metadata), float_abi, stack_bytes)
+        _write_baremetal(root, get_board(board), budget, float_abi, stack_bytes)
     else:
         _write_zephyr(root, board, float_abi, stack_bytes)
     (root / "metadata.json").write_text(json.dumps(art.metadata, indent=2) + "\n")
@@ -232,6 +269,7 @@ def _populate(
         "board": board,
         "float_abi": float_abi,
         "stack_bytes": stack_bytes,
+        **budget,
         "artifact": str(artifact.resolve()),
     }
     (root / "project.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -245,13 +283,17 @@ def create_project(
     float_abi: str = "hard",
     stack_bytes: int | None = None,
     force: bool = False,
+    sram_bytes: int | None = None,
+    flash_bytes: int | None = None,
 ) -> Project:
     """Create ``project_dir`` for ``artifact`` on ``platform`` ("baremetal" or "zephyr").
 
     ``board`` defaults to the artifact's metadata board (else mps2-an500) on bare metal and to
     nucleo_f746zg on Zephyr. ``stack_bytes`` defaults to the stack the compiler budgeted
-    (metadata ``memory.stack_reserve_bytes``), else ``boards.DEFAULT_STACK_RESERVE``. An
-    existing non-empty ``project_dir`` is refused unless ``force``, which replaces it. Raises
+    (metadata ``memory.stack_reserve_bytes``), else ``boards.DEFAULT_STACK_RESERVE``.
+    ``sram_bytes``/``flash_bytes`` (the budget the linker script enforces) default as
+    :func:`memory_budget` says. An existing non-empty ``project_dir`` is refused unless
+    ``force``, which replaces it. Raises
     :class:`MicroError` on bad input, leaving no partial output.
     """
     root = Path(project_dir)
@@ -272,12 +314,14 @@ def create_project(
     if not isinstance(stack_bytes, int) or stack_bytes < 1024 or stack_bytes % 8:
         raise MicroError(f"stack size {stack_bytes} B: use a multiple of 8 bytes, at least 1 KiB")
     board = _resolve_board(platform, board, art.metadata)
+    budget = memory_budget(board, art.metadata, sram_bytes, flash_bytes)
     if platform == "baremetal":
         _target_arch(get_board(board), float_abi)
+        _check_emulated_budget(board, budget)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        _populate(staging, art, platform, board, float_abi, stack_bytes, artifact)
+        _populate(staging, art, platform, board, float_abi, stack_bytes, budget, artifact)
         if root.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old.", dir=root.parent))
             root.rename(old / "project")
@@ -314,6 +358,8 @@ def load_project(project_dir: str | Path) -> Project:
         board=config["board"],
         float_abi=config["float_abi"],
         stack_bytes=config["stack_bytes"],
+        sram_bytes=config["sram_bytes"],
+        flash_bytes=config["flash_bytes"],
         input_bytes=info.input_bytes,
         output_bytes=info.output_bytes,
         arena_bytes=info.arena_bytes,

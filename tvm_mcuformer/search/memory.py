@@ -41,7 +41,7 @@ class PlannerMemory:
     def __init__(self, space: SearchSpace, board: str = "mps2-an500") -> None:
         self.space = space
         self.options = CompileOptions(board=board, quantize="int8-layout")
-        self._supernet = Supernet(space).eval()  # weights do not change memory
+        self._supernet = Supernet(space, svd_init=False).eval()  # weights: no effect on memory
         self._cache: dict[SubnetConfig, SubnetMemory] = {}
 
     def __call__(self, cfg: SubnetConfig) -> SubnetMemory:

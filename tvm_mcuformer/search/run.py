@@ -183,7 +183,7 @@ def load_subnet(path: str | Path) -> SubnetViT:
     """Rebuild the :class:`SubnetViT` saved by :func:`run_search` in ``best_subnet.pt``."""
     ckpt = load_checkpoint(path)
     space = SearchSpace(**ckpt["space"])
-    model = Supernet(space).extract(SubnetConfig(**ckpt["config"]))
+    model = Supernet(space, svd_init=False).extract(SubnetConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 

@@ -3,9 +3,10 @@
 A :class:`SearchSpace` fixes the image geometry and the two *space-level*
 factors of MCUFormer (one value each per space; an outer loop evolves them):
 
-- ``rank_ratio`` ρ in (0, 1]: each MLP linear ``W x + b`` becomes
-  ``U_r (V_r^T x) + b`` with ``r = low_rank(ρ, d)``, ``d`` the layer's smaller
-  dimension; ρ = 1 means no factorisation (one plain linear layer);
+- ``rank_ratio`` ρ in (0, 1]: each MLP linear ``W x + b`` (with
+  ``low_rank_scope="all"`` every linear: qkv, proj, the MLP and the classifier)
+  becomes ``U_r (V_r^T x) + b`` with ``r = low_rank(ρ, d)``, ``d`` the layer's
+  smaller dimension; ρ = 1 means no factorisation (one plain linear layer);
 - ``patch_size`` p, which sets the token count ``N = (img_size / p) ** 2``.
 
 Inside a space each subnet picks an embedding width, a depth and, per layer,
@@ -16,7 +17,10 @@ head choice must divide every embedding choice; the MLP hidden width is
 
 :func:`default_space` builds the small MNIST 28x28 space; the outer loop's
 values of ρ and p for it are :data:`DEFAULT_RANK_RATIOS` and
-:data:`DEFAULT_PATCH_SIZES`.
+:data:`DEFAULT_PATCH_SIZES`. :func:`paper_space` builds the MCUFormer-size space
+(224/240 px, 1,000 classes, AutoFormer-T-like widths up to 240, ρ on every
+linear); its outer-loop values are :data:`PAPER_RANK_RATIOS` and
+:func:`paper_patch_sizes`. :data:`SPACES` names both for the command line.
 """
 
 from __future__ import annotations
@@ -37,6 +41,16 @@ DEFAULT_RANK_RATIOS = (0.25, 0.5, 1.0)
 """Values of ρ the outer loop explores for the default space (1.0: no factorisation)."""
 DEFAULT_PATCH_SIZES = (4, 7)
 """Patch sizes the outer loop explores on 28x28 images: 49 or 16 tokens."""
+
+PAPER_EMBED_DIMS = (96, 120, 144, 168, 192, 216, 240)
+PAPER_NUM_HEADS = (3, 4)
+PAPER_MLP_RATIOS = (2.0, 3.0, 3.5, 4.0)
+PAPER_DEPTHS = tuple(range(4, 15))
+PAPER_RANK_RATIOS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.95)
+"""Values of ρ the outer loop explores in the paper space (MCUFormer's range [0.4, 0.95])."""
+PAPER_PATCH_SIZES = (16, 20, 24, 28, 32)
+"""MCUFormer's patch sizes; :func:`paper_patch_sizes` keeps those dividing the image side."""
+LOW_RANK_SCOPES = ("mlp", "all")
 
 
 def low_rank(rank_ratio: float, dim: int) -> int:
@@ -113,7 +127,9 @@ class SearchSpace:
     ``embed_dims``, ``num_heads``, ``mlp_ratios`` and ``depths`` are the
     per-subnet choices (heads and MLP ratio are chosen per layer);
     ``rank_ratio`` and ``patch_size`` are single space-level values. Images
-    are ``(in_chans, img_size, img_size)``; ``gelu`` is ``"gelu"`` or ``"quick"``.
+    are ``(in_chans, img_size, img_size)``; ``gelu`` is ``"gelu"`` or ``"quick"``;
+    ``low_rank_scope`` says which linears ρ factorises: ``"mlp"`` (fc1, fc2) or
+    ``"all"`` (also qkv, proj and the classifier).
     """
 
     embed_dims: tuple[int, ...]
@@ -126,9 +142,15 @@ class SearchSpace:
     in_chans: int
     num_classes: int
     gelu: str = "quick"
+    low_rank_scope: str = "mlp"
 
     def __post_init__(self) -> None:
         owner = "SearchSpace"
+        if self.low_rank_scope not in LOW_RANK_SCOPES:
+            raise ValueError(
+                f"SearchSpace.low_rank_scope={self.low_rank_scope!r} is unknown; choose one of: "
+                f"{', '.join(LOW_RANK_SCOPES)}"
+            )
         for field, kind in (
             ("embed_dims", int),
             ("num_heads", int),
@@ -220,7 +242,15 @@ class SearchSpace:
 
     def is_subspace_of(self, other: SearchSpace) -> bool:
         """True when every subnet of this space is a subnet of ``other``."""
-        same = ("rank_ratio", "patch_size", "img_size", "in_chans", "num_classes", "gelu")
+        same = (
+            "rank_ratio",
+            "patch_size",
+            "img_size",
+            "in_chans",
+            "num_classes",
+            "gelu",
+            "low_rank_scope",
+        )
         return all(getattr(self, f) == getattr(other, f) for f in same) and all(
             set(getattr(self, f)) <= set(getattr(other, f))
             for f in ("embed_dims", "num_heads", "mlp_ratios", "depths")
@@ -252,3 +282,46 @@ def default_space(
         in_chans=in_chans,
         num_classes=num_classes,
     )
+
+
+def paper_patch_sizes(img_size: int) -> tuple[int, ...]:
+    """The :data:`PAPER_PATCH_SIZES` that divide ``img_size`` (224: 16, 28, 32; 240: 16, 20, 24)."""
+    sizes = tuple(p for p in PAPER_PATCH_SIZES if img_size % p == 0)
+    if not sizes:
+        raise ValueError(
+            f"no paper patch size {PAPER_PATCH_SIZES} divides the image side {img_size}: "
+            "use 224 or 240 px, or pass --patch-sizes"
+        )
+    return sizes
+
+
+def paper_space(
+    rank_ratio: float = 0.5,
+    patch_size: int = 16,
+    img_size: int = 224,
+    in_chans: int = 3,
+    num_classes: int = 1000,
+) -> SearchSpace:
+    """The MCUFormer-size space: embed 96-240 (AutoFormer-T's 192/216/240 and narrower),
+    heads {3, 4}, MLP ratio {2, 3, 3.5, 4}, depth 4-14, ρ on every linear, QuickGELU.
+
+    Narrower widths and shallower depths than AutoFormer-T's are what an int8 model needs
+    to reach 1 MiB of flash at 1,000 classes.
+    """
+    return SearchSpace(
+        embed_dims=PAPER_EMBED_DIMS,
+        num_heads=PAPER_NUM_HEADS,
+        mlp_ratios=PAPER_MLP_RATIOS,
+        depths=PAPER_DEPTHS,
+        rank_ratio=rank_ratio,
+        patch_size=patch_size,
+        img_size=img_size,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        low_rank_scope="all",
+    )
+
+
+SPACES = {"default": default_space, "paper": paper_space}
+"""Space presets by name (``tvm-mcuformer search --space``): geometry and ρ/patch are
+keyword arguments (``rank_ratio``, ``patch_size``, ``img_size``, ``in_chans``, ``num_classes``)."""

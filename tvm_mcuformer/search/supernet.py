@@ -10,10 +10,12 @@ slices of the same tensors (weight entanglement):
 - qkv: the weight is three stacked ``(D_max, D_max)`` blocks (q, k, v); a
   subnet takes ``[:embed, :embed]`` of each block, so q, k and v each keep
   their leading rows; proj ``[:embed, :embed]``;
-- MLP linear ``in -> out``: with ρ = 1 a plain weight ``[:out, :in]``;
+- MLP linear ``in -> out`` (with ``low_rank_scope="all"`` also qkv, proj and
+  the classifier): with ρ = 1 a plain weight ``[:out, :in]``;
   with ρ < 1 the factors ``V (R_max, in_max)`` and ``U (out_max, R_max)``
   sliced to ``V[:r, :in]`` and ``U[:out, :r]``, ``r = low_rank(ρ, min(in, out))``,
-  so the layer computes ``U_r (V_r x) + b[:out]``;
+  so the layer computes ``U_r (V_r x) + b[:out]`` (qkv's rows of U, like those
+  of its plain weight, are taken per q/k/v block);
 - blocks ``[:depth]``; classifier weight ``[:, :embed]``.
 
 The layout is :class:`~tvm_mcuformer.models.TinyViT`'s: pre-LN blocks, one
@@ -35,6 +37,11 @@ from tvm_mcuformer.models.vit import Attention
 from tvm_mcuformer.search.space import SearchSpace, SubnetConfig, low_rank
 
 
+def _attention_rank_ratio(space: SearchSpace) -> float:
+    """ρ of the qkv, proj and classifier linears: the space's with scope "all", else 1."""
+    return space.rank_ratio if space.low_rank_scope == "all" else 1.0
+
+
 def _activation(kind: str) -> nn.Module:
     return nn.GELU() if kind == "gelu" else QuickGELU()
 
@@ -53,22 +60,32 @@ def _attend(qkv: torch.Tensor, num_heads: int) -> torch.Tensor:
     return (attn @ v).permute(0, 2, 1, 3).reshape(b, n, d)
 
 
-class SuperMLPLinear(nn.Module):
-    """Entangled MLP linear ``in_max -> out_max``: plain when ρ = 1, else ``U (V x) + b``.
+class SuperLinear(nn.Module):
+    """Entangled linear ``in_max -> out_max``: plain when ρ = 1, else ``U (V x) + b``.
 
+    The output rows are ``blocks`` stacked blocks (qkv: q, k, v); a subnet with
+    ``out`` outputs keeps the leading ``out / blocks`` rows of each block.
     Factors are initialised from the truncated SVD of a ``trunc_normal(0.02)``
-    weight, so ``U V`` starts as the best rank-``R_max`` approximation of it.
+    weight, so ``U V`` starts as the best rank-``R_max`` approximation of it;
+    ``svd_init=False`` skips the SVD (factors ``trunc_normal(0.02)``) for
+    weights that are overwritten or do not matter (memory planning).
     """
 
-    def __init__(self, in_max: int, out_max: int, rank_ratio: float) -> None:
+    def __init__(
+        self, in_max: int, out_max: int, rank_ratio: float, blocks: int = 1, svd_init: bool = True
+    ) -> None:
         super().__init__()
-        self.rank_ratio = rank_ratio
+        self.rank_ratio, self.blocks = rank_ratio, blocks
         full = nn.init.trunc_normal_(torch.empty(out_max, in_max), std=0.02)
         self.bias = nn.Parameter(torch.zeros(out_max))
         if rank_ratio == 1:
             self.weight = nn.Parameter(full)
             return
         rank = low_rank(rank_ratio, min(in_max, out_max))
+        if not svd_init:
+            self.u = nn.Parameter(full[:, :rank].clone())
+            self.v = nn.Parameter(full[:rank].clone())
+            return
         p, s, qt = torch.linalg.svd(full, full_matrices=False)
         root = s[:rank].sqrt()
         self.u = nn.Parameter(p[:, :rank] * root)
@@ -78,23 +95,33 @@ class SuperMLPLinear(nn.Module):
     def factorised(self) -> bool:
         return self.rank_ratio != 1
 
-    def forward(self, x: torch.Tensor, out: int) -> torch.Tensor:
-        n_in = x.shape[-1]
+    def _rows(self, t: torch.Tensor, out: int) -> torch.Tensor:
+        """The rows of ``t`` (weight, U or bias) that a subnet with ``out`` outputs uses."""
+        if self.blocks == 1:
+            return t[:out]
+        size, keep = t.shape[0] // self.blocks, out // self.blocks
+        return torch.cat([t[i * size : i * size + keep] for i in range(self.blocks)])
+
+    def _parts(self, n_in: int, out: int) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """``(V_r, U_r, bias)`` of the subnet's slice; V_r is None when not factorised."""
+        bias = self._rows(self.bias, out)
         if not self.factorised:
-            return F.linear(x, self.weight[:out, :n_in], self.bias[:out])
+            return None, self._rows(self.weight, out)[:, :n_in], bias
         r = low_rank(self.rank_ratio, min(n_in, out))
-        return F.linear(F.linear(x, self.v[:r, :n_in]), self.u[:out, :r], self.bias[:out])
+        return self.v[:r, :n_in], self._rows(self.u, out)[:, :r], bias
+
+    def forward(self, x: torch.Tensor, out: int) -> torch.Tensor:
+        v, u, bias = self._parts(x.shape[-1], out)
+        return F.linear(x if v is None else F.linear(x, v), u, bias)
 
     def extract(self, n_in: int, out: int) -> nn.Module:
         """Standalone copy with copied weights: ``Linear(in, out)`` when not factorised, else
         ``Sequential(Linear(in, r, bias=False), Linear(r, out))`` (V first, then U with the bias).
         """
-        if not self.factorised:
-            return _linear(self.weight[:out, :n_in], self.bias[:out])
-        r = low_rank(self.rank_ratio, min(n_in, out))
-        return nn.Sequential(
-            _linear(self.v[:r, :n_in], None), _linear(self.u[:out, :r], self.bias[:out])
-        )
+        v, u, bias = self._parts(n_in, out)
+        if v is None:
+            return _linear(u, bias)
+        return nn.Sequential(_linear(v, None), _linear(u, bias))
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
@@ -117,40 +144,31 @@ def _layer_norm(weight: torch.Tensor, bias: torch.Tensor, eps: float) -> nn.Laye
 class SuperBlock(nn.Module):
     """Pre-LN transformer block at the space's largest widths; runs any narrower subnet layer."""
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, svd_init: bool = True) -> None:
         super().__init__()
         d = space.embed_dims[-1]
         hidden = int(d * space.mlp_ratios[-1])
-        self.dim = d
+        attn_rank = _attention_rank_ratio(space)
         self.norm1 = nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d)  # rows: q block, k block, v block
-        self.proj = nn.Linear(d, d)
+        self.qkv = SuperLinear(d, 3 * d, attn_rank, 3, svd_init)  # rows: q, k, v blocks
+        self.proj = SuperLinear(d, d, attn_rank, svd_init=svd_init)
         self.norm2 = nn.LayerNorm(d)
-        self.fc1 = SuperMLPLinear(d, hidden, space.rank_ratio)
+        self.fc1 = SuperLinear(d, hidden, space.rank_ratio, svd_init=svd_init)
         self.act = _activation(space.gelu)
-        self.fc2 = SuperMLPLinear(hidden, d, space.rank_ratio)
-
-    def _qkv_slices(self, embed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [slice(i * self.dim, i * self.dim + embed) for i in range(3)]
-        weight = torch.cat([self.qkv.weight[r, :embed] for r in rows])
-        return weight, torch.cat([self.qkv.bias[r] for r in rows])
+        self.fc2 = SuperLinear(hidden, d, space.rank_ratio, svd_init=svd_init)
 
     def forward(self, x: torch.Tensor, num_heads: int, hidden: int) -> torch.Tensor:
         e = x.shape[-1]
         h = F.layer_norm(x, (e,), self.norm1.weight[:e], self.norm1.bias[:e], self.norm1.eps)
-        attn = _attend(F.linear(h, *self._qkv_slices(e)), num_heads)
-        x = x + F.linear(attn, self.proj.weight[:e, :e], self.proj.bias[:e])
+        attn = _attend(self.qkv(h, 3 * e), num_heads)
+        x = x + self.proj(attn, e)
         h = F.layer_norm(x, (e,), self.norm2.weight[:e], self.norm2.bias[:e], self.norm2.eps)
         return x + self.fc2(self.act(self.fc1(h, hidden)), e)
 
     def extract(self, embed: int, num_heads: int, hidden: int) -> SubnetBlock:
         attn = Attention(embed, num_heads)
-        with torch.no_grad():
-            weight, bias = self._qkv_slices(embed)
-            attn.qkv.weight.copy_(weight)
-            attn.qkv.bias.copy_(bias)
-            attn.proj.weight.copy_(self.proj.weight[:embed, :embed])
-            attn.proj.bias.copy_(self.proj.bias[:embed])
+        attn.qkv = self.qkv.extract(embed, 3 * embed)
+        attn.proj = self.proj.extract(embed, embed)
         mlp = nn.Sequential(
             self.fc1.extract(embed, hidden), type(self.act)(), self.fc2.extract(hidden, embed)
         )
@@ -192,7 +210,7 @@ class SubnetViT(nn.Module):
         pos_embed: torch.Tensor,
         blocks: list[SubnetBlock],
         norm: nn.LayerNorm,
-        head: nn.Linear,
+        head: nn.Module,
     ) -> None:
         super().__init__()
         self.space, self.config = space, cfg
@@ -213,11 +231,12 @@ class Supernet(nn.Module):
 
     ``x`` is ``(B, in_chans, img_size, img_size)``; ``cfg`` must belong to
     ``space`` (``ValueError`` otherwise). Initialisation follows TinyViT
-    (``trunc_normal(0.02)`` linears and position embedding, zero biases);
+    (``trunc_normal(0.02)`` linears and position embedding, zero biases; low-rank
+    factors from an SVD unless ``svd_init=False``, see :class:`SuperLinear`);
     seed torch first to fix it.
     """
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, svd_init: bool = True) -> None:
         super().__init__()
         if not isinstance(space, SearchSpace):
             raise TypeError(f"Supernet needs a SearchSpace, not {type(space).__name__}")
@@ -226,13 +245,11 @@ class Supernet(nn.Module):
         self.patch_embed = nn.Conv2d(space.in_chans, d, kernel_size=p, stride=p)
         self.pos_embed = nn.Parameter(torch.zeros(1, space.num_tokens, d))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.blocks = nn.ModuleList(SuperBlock(space) for _ in range(space.max_depth))
+        self.blocks = nn.ModuleList(SuperBlock(space, svd_init) for _ in range(space.max_depth))
         self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, space.num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        self.head = SuperLinear(
+            d, space.num_classes, _attention_rank_ratio(space), svd_init=svd_init
+        )
 
     def _check_input(self, x: torch.Tensor) -> None:
         s = self.space
@@ -254,7 +271,7 @@ class Supernet(nn.Module):
         for block, heads, hidden in zip(self.blocks, cfg.num_heads, cfg.mlp_hidden, strict=False):
             x = block(x, heads, hidden)
         x = F.layer_norm(x, (e,), self.norm.weight[:e], self.norm.bias[:e], self.norm.eps)
-        return F.linear(x.mean(dim=1), self.head.weight[:, :e], self.head.bias)
+        return self.head(x.mean(dim=1), self.space.num_classes)
 
     def extract(self, cfg: SubnetConfig) -> SubnetViT:
         """Copy subnet ``cfg`` into a standalone :class:`SubnetViT` (eval mode, same outputs)."""
@@ -277,6 +294,6 @@ class Supernet(nn.Module):
                 self.pos_embed[:, :, :e].clone(),
                 blocks,
                 _layer_norm(self.norm.weight[:e], self.norm.bias[:e], self.norm.eps),
-                _linear(self.head.weight[:, :e], self.head.bias),
+                self.head.extract(e, s.num_classes),
             )
         return model.eval()

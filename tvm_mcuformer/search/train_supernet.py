@@ -48,7 +48,7 @@ from torch.utils.data import DistributedSampler
 
 from tvm_mcuformer.data import dataset_info, load_split
 from tvm_mcuformer.fileio import atomic_write
-from tvm_mcuformer.search.space import SearchSpace, SubnetConfig, default_space
+from tvm_mcuformer.search.space import SPACES, SearchSpace, SubnetConfig
 from tvm_mcuformer.search.supernet import Supernet
 from tvm_mcuformer.training import (
     BATCH_SIZE,
@@ -117,7 +117,7 @@ def _resume_point(out_dir: Path, device: torch.device) -> tuple[int, Path, dict]
 def load_supernet(path: str | Path) -> Supernet:
     """Rebuild the :class:`Supernet` saved in checkpoint ``path`` (eval mode, CPU)."""
     ckpt = load_checkpoint(path)
-    supernet = Supernet(SearchSpace(**ckpt["space"]))
+    supernet = Supernet(SearchSpace(**ckpt["space"]), svd_init=False)
     supernet.load_state_dict(ckpt["model"])
     return supernet.eval()
 
@@ -351,6 +351,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", required=True, help="digits, mnist5k or imagefolder:PATH")
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
+    parser.add_argument(
+        "--space", default="default", choices=list(SPACES), help="space preset (default, paper)"
+    )
     parser.add_argument("--rank-ratio", type=float, default=0.5, help="low-rank ratio rho")
     parser.add_argument("--patch-size", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="per process")
@@ -364,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
         info = dataset_info(args.dataset)
         if info.image_size[0] != info.image_size[1]:
             raise ValueError(f"dataset {args.dataset!r} has non-square images {info.image_size}")
-        space = default_space(
+        space = SPACES[args.space](
             args.rank_ratio, args.patch_size, info.image_size[0], info.channels, info.num_classes
         )
         x, y = load_split(args.dataset, "train")
