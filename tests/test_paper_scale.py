@@ -112,7 +112,7 @@ def test_over_budget_refused_before_calibration_naming_layers(tmp_path, monkeypa
 
     monkeypatch.setattr("tvm_mcuformer.quantize.passes.calibrate", no_calibration)
     calibration = np.zeros((2, 1, 3, 32, 32), np.float32)
-    for budget, what in ({"sram_bytes": 16 * 1024}, "SRAM"), ({"flash_bytes": 64 * 1024}, "flash"):
+    for budget, what in ({"sram_bytes": 9 * 1024}, "SRAM"), ({"flash_bytes": 64 * 1024}, "flash"):
         with pytest.raises(BudgetError, match=f"{what} budget") as err:
             compile_model(pt2, CompileOptions(calibration=calibration, **budget))
         message = str(err.value)

@@ -96,13 +96,13 @@ def mac_count(space: SearchSpace, cfg: SubnetConfig) -> int:
 
 def weight_bytes(space: SearchSpace, cfg: SubnetConfig) -> int:
     """Flash bytes of the int8 weights the compiler emits for ``cfg``: int8 matrices and
-    position embedding; per output channel two int32 (a linear's requantization, its bias
-    folded in; the patch convolution's bias, multiplier and shift: three); LayerNorm weight
-    and bias as int32. ``tests/test_paper_scale.py`` holds it equal to the planner's."""
+    position embedding; per output channel two int32 (a linear's requantization multiplier
+    and shift) plus its int32 bias when it has one (the patch convolution: three); LayerNorm
+    weight and bias as int32. ``tests/test_paper_scale.py`` holds it equal to the planner's."""
     e, p = cfg.embed_dim, space.patch_size
     patch = e * space.in_chans * p * p + 12 * e
     norms = 8 * e * (2 * cfg.depth + 1)
-    linears = sum(i * o + 8 * o for i, o, _, _ in _linears(space, cfg))
+    linears = sum(i * o + (12 if bias else 8) * o for i, o, bias, _ in _linears(space, cfg))
     return patch + space.num_tokens * e + norms + linears
 
 
