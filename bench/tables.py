@@ -167,6 +167,41 @@ def tflite_vs_tflm(d: dict) -> list[str]:
     return _table(header, rows)
 
 
+def paper_scale(d: dict) -> list[str]:
+    def arch(a: dict) -> str:
+        heads, mlp = sorted(set(a["num_heads"])), sorted(set(a["mlp_ratios"]))
+        return (
+            f"embed {a['embed_dim']}, depth {a['depth']}, heads {'/'.join(map(str, heads))}, "
+            f"MLP {'/'.join(f'{m:g}' for m in mlp)}, ρ {a['rank_ratio']:g}, "
+            f"patch {a['patch_size']}"
+        )
+
+    rows = [
+        [
+            f"{r['board']} ({r['qemu_machine']})",
+            arch(r["architecture"]),
+            _b(r["params"]),
+            f"{r['macs'] / 1e6:.1f} M",
+            f"{_b(r['planned_arena_bytes'])} / {_b(r['lower_bound_bytes'])}",
+            f"{_b(r['measured_peak_sram_bytes'])} / {_b(r['budget']['sram_bytes'])}",
+            f"{_b(r['flash_bytes'])} / {_b(r['budget']['flash_bytes'])}",
+            f"{r['instructions_per_inference'] / 1e6:,.0f} M",
+            str(r["device_equals_host"]).lower(),
+            f"{r['search_s']:.0f} s / {r['compile_s']:.0f} s",
+        ]
+        for r in d["boards"]
+    ]
+    header = ["board (QEMU stand-in)", "architecture found", "params", "MACs"]
+    header += ["arena / lower bound", "peak SRAM measured / board", "flash / board"]
+    header += ["instr./inf.", "device == host", "search / compile"]
+    refusal = d["over_budget_refusal"]
+    note = (
+        f"Over budget (`{refusal['command']}`): exit {refusal['exit_status']} after "
+        f"{refusal['seconds']:.1f} s, artifact written: {str(refusal['artifact_written']).lower()}."
+    )
+    return [*_table(header, rows), "", note]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "demo": demo,
     "ablation_int8": ablation_int8,
@@ -174,6 +209,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "search_vs_baselines": search_vs_baselines,
     "any_vit": any_vit,
     "tflite_vs_tflm": tflite_vs_tflm,
+    "paper_scale": paper_scale,
     "kernels": kernels,
 }
 
