@@ -3,7 +3,9 @@
     write_results(path, payload)  # adds {"date", "commit", "command"} and writes JSON
 
 ``commit`` is ``git rev-parse HEAD`` of the checkout, suffixed ``-dirty`` when
-tracked files differ from it, so a figure can be traced to the code that made it.
+tracked files other than results files and Markdown differ from it (benches run
+side by side rewrite results files), so a figure can be traced to the code that
+made it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+IGNORED = (":!bench/results", ":!*.md")
 
 
 def _git(*args: str) -> str:
@@ -27,7 +30,8 @@ def _git(*args: str) -> str:
 def provenance() -> dict[str, str]:
     """``date`` (UTC, ISO 8601), ``commit`` and ``command`` of the running bench."""
     commit = _git("rev-parse", "HEAD")
-    if _git("status", "--porcelain", "--untracked-files=no"):
+    # Results files and prose do not change what a bench measures: only code makes it dirty.
+    if _git("status", "--porcelain", "--untracked-files=no", "--", ".", *IGNORED):
         commit += "-dirty"
     script = _relative(str(Path(sys.argv[0]).resolve()))
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", script, *sys.argv[1:]])
