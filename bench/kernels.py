@@ -80,11 +80,28 @@ class Scores(nn.Module):
         return q @ k.transpose(-2, -1)
 
 
+class Attention(nn.Module):
+    """Softmax attention of ``heads`` heads whose q, k, v are thirds of one input row
+    (the fused int8 attention kernel: QKᵀ, integer softmax, row × V)."""
+
+    def __init__(self, heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        qkv = x.reshape(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        attn = (q @ k.transpose(-2, -1) * self.head_dim**-0.5).softmax(dim=-1)
+        return (attn @ v).transpose(1, 2).reshape(b, t, self.heads * self.head_dim)
+
+
 def _cases() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     cases: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}
     for m, k, n in ((16, 64, 192), (16, 128, 64), (49, 96, 288), (197, 192, 768)):
         cases[f"linear_{m}x{k}x{n}"] = (Linear(k, n), (1, m, k))
     cases["attention_qk_4x16x16x16"] = (Scores(16), (1, 4, 16, 32))
+    cases["attention_4x16x16"] = (Attention(4, 16), (1, 16, 3 * 4 * 16))
     cases["vit_demo"] = (build_vit(DEMO_CONFIG), (1, 1, 28, 28))
     cases["vit_96px"] = (build_vit(BIG_VIT), (1, 3, 96, 96))
     return cases

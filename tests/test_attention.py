@@ -16,7 +16,12 @@ from tvm_mcuformer.lowering import TensorKind, get_pipeline
 from tvm_mcuformer.lowering.kernels import lower_kernels
 from tvm_mcuformer.models import PlainViT
 from tvm_mcuformer.ops import quantize_multiplier
-from tvm_mcuformer.ops.attention import AttentionGeometry, attention_int, attention_int_ref
+from tvm_mcuformer.ops.attention import (
+    AttentionGeometry,
+    attention_int,
+    attention_int_ref,
+    padded_tokens,
+)
 from tvm_mcuformer.planner.verify import verify_plan
 from tvm_mcuformer.training import export_pt2
 
@@ -27,35 +32,51 @@ GEOMETRY = AttentionGeometry(
     tokens=9, heads=3, head_dim=4, row_stride=40, head_stride=12, q_offset=0, k_offset=4,
     v_offset=8,
 )  # fmt: skip
+# The plain [T, 3, H, dh] layout with a class token (odd T), K steps of 16; a head
+# dimension that is not a multiple of 4 (no micro-kernels: the plain row-wise loops).
+PLAIN_17 = AttentionGeometry(17, 2, 16, 96, 16, 0, 32, 64)
+ODD_DIM = AttentionGeometry(8, 2, 6, 36, 6, 0, 12, 24)
 SMALL = dict(img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3, num_classes=10)
 
 
-@pytest.mark.parametrize("rowwise", [True, False])
-def test_fused_attention_c_kernel_is_bit_exact(tmp_path, rowwise):
-    """The generated C kernel (row-wise schedule or not) equals the numpy twin."""
+@pytest.mark.parametrize("geometry", [GEOMETRY, PLAIN_17, ODD_DIM], ids=["T9", "T17", "dh6"])
+@pytest.mark.parametrize("mode", ["scheduled", "rowwise", "all_heads"])
+def test_fused_attention_c_kernel_is_bit_exact(tmp_path, geometry, mode):
+    """The generated C kernel (row-wise with micro-kernels, row-wise plain loops, every
+    head's scores) equals the numpy twin."""
     rng = np.random.default_rng(3)
-    qkv = rng.integers(-128, 128, GEOMETRY.tokens * GEOMETRY.row_stride).astype(np.int8)
+    qkv = rng.integers(-128, 128, geometry.tokens * geometry.row_stride).astype(np.int8)
     sm, ss = quantize_multiplier(0.004)
     om, os_ = quantize_multiplier(0.02)
-    args = (GEOMETRY, sm, ss, 0.06, om, os_)
+    args = (geometry, sm, ss, 0.06, om, os_)
     bb = relax.BlockBuilder()
     x = relax.Var("qkv", relax.TensorType(qkv.shape, "int8"))
     with bb.function("main", [x]):
         out = bb.emit_te(lambda t: attention_int(t, *args), x, primfunc_name_hint="attention_int")
         bb.emit_func_output(out)
-    lowered = get_pipeline(build_vm=False, attention="rowwise" if rowwise else "all_heads")(
-        bb.get()
+    pipeline = get_pipeline(
+        build_vm=False,
+        attention="all_heads" if mode == "all_heads" else "rowwise",
+        schedule_kernels=mode == "scheduled",
     )
-    funcs = {gv.name_hint: f for gv, f in lowered.functions.items() if isinstance(f, tirx.PrimFunc)}
+    funcs = {
+        gv.name_hint: f for gv, f in pipeline(bb.get()).functions.items()
+        if isinstance(f, tirx.PrimFunc)
+    }  # fmt: skip
     (kernel,) = lower_kernels(funcs).values()
-    scores = max((ws.nbytes for ws in kernel.workspaces), default=0)
-    # Row-wise: at most one row of T int32 scores (small enough to stay a C local here);
-    # otherwise every head's T×T matrix in a workspace.
-    if rowwise:
-        assert scores <= 4 * GEOMETRY.tokens
+    T, H = geometry.tokens, geometry.heads
+    rows = sum(ws.nbytes for ws in kernel.workspaces)
+    # Row-wise: rows of T scores (int32, int8), exponents (uint16) and padded probabilities;
+    # otherwise every head's T×T scores and probabilities in workspaces.
+    if mode == "all_heads":
+        assert rows >= (4 + 1) * T * H * T
     else:
-        assert scores == 4 * GEOMETRY.tokens * GEOMETRY.heads * GEOMETRY.tokens
-    lib = load_c_kernels(emit_c({kernel.name: kernel}), tmp_path, "attn")
+        assert rows <= (4 + 1 + 2) * T + padded_tokens(T)
+    source = emit_c({kernel.name: kernel})
+    micro_kernels = mode == "scheduled" and geometry.head_dim % 4 == 0
+    assert ("mcuformer_pv_4x4(" in source) == micro_kernels
+    assert ("mcuformer_dot_1x1_" in source) == micro_kernels
+    lib = load_c_kernels(source, tmp_path, "attn")
     ref = attention_int_ref(qkv, *args)
     out = np.zeros_like(ref)
     work = [np.zeros(ws.elements, ws.dtype) for ws in kernel.workspaces]

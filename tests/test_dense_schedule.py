@@ -1,7 +1,7 @@
 """The scheduled int8 dense kernel and its dual-MAC micro-kernels.
 
-* the portable C definitions of SXTB16/SMLAD (``mcuformer_simd.h``, the host path)
-  equal the instructions' ACLE semantics on random words;
+* the portable C definitions of SXTB16/SMLAD/PKHBT/PKHTB (``mcuformer_simd.h``, the
+  host path) equal the instructions' semantics on random words;
 * dense + bias + requantization through the pipeline (tiled schedule, micro-kernel
   calls, accumulators on the stack) built as plain C on the host equals the numpy
   twins bit for bit, for every tile width (2 rows × 2 or 1 columns, odd and even M),
@@ -49,8 +49,9 @@ _SIMD_PROBE = """
 int main(void) {
   int32_t x, y, acc;
   while (scanf("%d %d %d", &x, &y, &acc) == 3)
-    printf("%d %d %d %d\\n", mcuformer_sxtb16(x), mcuformer_sxtb16_ror8(x),
-           mcuformer_smlad(x, y, acc), MCUFORMER_ACLE);
+    printf("%d %d %d %d %d %d\\n", mcuformer_sxtb16(x), mcuformer_sxtb16_ror8(x),
+           mcuformer_smlad(x, y, acc), MCUFORMER_ACLE, mcuformer_pack_lo(x, y),
+           mcuformer_pack_hi(x, y));
   return 0;
 }
 """
@@ -93,6 +94,11 @@ def test_portable_intrinsics_equal_acle_semantics(tmp_path):
     np.testing.assert_array_equal(got[:, 0], _acle_sxtb16(x))
     np.testing.assert_array_equal(got[:, 1], _acle_sxtb16(rot.view(np.int32)))
     np.testing.assert_array_equal(got[:, 2], _acle_smlad(x, y, acc))
+    ux, uy = (v.astype(np.int64) & 0xFFFFFFFF for v in (x, y))
+    pkhbt = (ux & 0xFFFF) | ((uy << 16) & 0xFFFF0000)  # PKHBT x, y, LSL #16
+    pkhtb = (uy & 0xFFFF0000) | (ux >> 16)  # PKHTB y, x, ASR #16
+    np.testing.assert_array_equal(got[:, 4], pkhbt.astype(np.uint32).view(np.int32))
+    np.testing.assert_array_equal(got[:, 5], pkhtb.astype(np.uint32).view(np.int32))
 
 
 @pytest.mark.parametrize("shift_floor", [HI_WORD_MIN_SHIFT, 1], ids=["hi-word", "int64"])

@@ -25,7 +25,11 @@ from tvm_mcuformer.lowering.kernels import STACK_ALLOC_LIMIT, lower_kernels
 from tvm_mcuformer.ops import conv2d_int_ref
 from tvm_mcuformer.quantize import quantize_model
 from tvm_mcuformer.relax_passes.patch_embed import DecomposePatchEmbedding
-from tvm_mcuformer.schedules.patch_embed import patch_embed_kernel
+from tvm_mcuformer.schedules.patch_embed import (
+    field_major_weight,
+    patch_embed_dot_kernel,
+    patch_embed_kernel,
+)
 
 from .conftest import load_c_kernels
 
@@ -97,6 +101,26 @@ def test_plain_c_kernel_equals_conv_reference(tmp_path):
         y = np.zeros((1, outs, 2, 3), np.int32)
         partial = np.full(outs, 0x5A5A5A5A, np.int32)  # garbage: the kernel must zero it
         kernel(*[a.ctypes.data_as(ctypes.c_void_p) for a in (x, w, y, partial)])
+        np.testing.assert_array_equal(y, conv2d_int_ref(x, w, (patch, patch), (0, 0)))
+
+
+@pytest.mark.parametrize(
+    ("patch", "field", "chans", "outs"),
+    [(7, 4, 1, 16), (8, 4, 3, 24), (6, 3, 1, 8), (4, 4, 3, 9), (10, 4, 3, 16)],
+)
+def test_micro_kernel_form_equals_conv_reference(tmp_path, patch, field, chans, outs):
+    """The micro-kernel form (gathered sub-field rows, field-major weight; edge sub-fields,
+    row padding, odd O) as host C equals the conv: the portable micro-kernel path."""
+    x_shape, w_shape = (1, chans, 2 * patch, 3 * patch), (outs, chans, patch, patch)
+    kernels = lower_kernels({"pe": patch_embed_dot_kernel(x_shape, w_shape, patch, field)})
+    source = emit_c(kernels)
+    assert "mcuformer_dot_1x" in source
+    kernel = getattr(load_c_kernels(source, tmp_path, "pe"), kernels["pe"].symbol)
+    for x, w in _cases(x_shape, w_shape, seed=patch + field):
+        y = np.zeros((1, outs, 2, 3), np.int32)
+        wf = field_major_weight(w, field)
+        work = [np.full(ws.elements, 0x5A, ws.dtype) for ws in kernels["pe"].workspaces]
+        kernel(*[a.ctypes.data_as(ctypes.c_void_p) for a in (x, wf, y, *work)])
         np.testing.assert_array_equal(y, conv2d_int_ref(x, w, (patch, patch), (0, 0)))
 
 

@@ -27,7 +27,7 @@ from ..quantize import QuantConfig, QuantizeInt8
 from ..quantize.passes import FROM_FILE
 from ..relax_passes import DecomposePatchEmbedding
 from ..schedules import AutoInline
-from ..schedules.attention import RowwiseAttention
+from ..schedules.attention import RowwiseAttention, ScheduleAttention
 from ..schedules.dense import ScheduleDense
 from ..schedules.token_overwrite import TokenOverwrite
 from .kernels import register_tir_pipeline
@@ -53,12 +53,14 @@ def lowering_passes(
     first rewrites the int8 patch-embedding conv into ``field``×``field``
     sub-convolutions (:class:`DecomposePatchEmbedding`). ``schedule_kernels``
     gives the int8 dense kernels their tiled dual-MAC schedule
-    (:class:`~tvm_mcuformer.schedules.dense.ScheduleDense`); off, they stay plain loops.
+    (:class:`~tvm_mcuformer.schedules.dense.ScheduleDense`) and row-wise fused attention
+    its micro-kernel matmuls (:class:`ScheduleAttention`), and the decomposed patch
+    embedding its micro-kernel form; off, they stay plain loops.
     ``attention="rowwise"`` computes fused attention one query row and head at a
     time (:class:`RowwiseAttention`).
     """
     return [
-        *([DecomposePatchEmbedding(field)] if decompose_patch else []),
+        *([DecomposePatchEmbedding(field, schedule_kernels)] if decompose_patch else []),
         relax.transform.ConvertToDataflow(),
         relax.transform.DecomposeOpsForInference(),
         relax.transform.LegalizeOps(),
@@ -67,6 +69,7 @@ def lowering_passes(
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
         *([ScheduleDense] if schedule_kernels else []),
+        *([ScheduleAttention] if schedule_kernels and attention == "rowwise" else []),
         AutoInline,
         *([RowwiseAttention] if attention == "rowwise" else []),
         *([TokenOverwrite] if token_overwrite else []),

@@ -18,20 +18,31 @@ unfused integer path (``matmul_int`` → requantize → ``softmax_int`` →
 ``matmul_int`` → requantize) computed without its copies: bit-identical to it.
 Score stages are indexed ``[i, h, j]`` so that a schedule computing them per
 query row and head (``schedules.attention``) keeps one row of ``T`` scores,
-not ``heads·T²``.
+not ``heads·T²``. Each stage is its own buffer (int32 scores, int8 requantized
+scores, uint16 exponents, int8 probabilities), so each is computed once per
+element; the probability row is zero-padded to :func:`padded_tokens` columns
+and the row × V sum runs over the padding (value rows clamped to the last
+token, times 0), so a schedule may take keys four at a time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
 from tvm import te
 
 from .fixed_point import requantize_expr, requantize_ref
-from .softmax import softmax_int, softmax_int_ref
+from .softmax import softmax_int_ref, softmax_int_rows
 
 ATTENTION_BLOCK = "attention_int"  # name of the output stage (schedules find the kernel by it)
+GEOMETRY_ATTR = "mcuformer.attention_geometry"  # the output stage's AttentionGeometry fields
+KEY_STEP = 4  # keys per step of the row × V sum: the probability row is padded to a multiple
+
+
+def padded_tokens(tokens: int) -> int:
+    """Columns of a probability row: ``tokens`` rounded up to a multiple of :data:`KEY_STEP`."""
+    return -(-tokens // KEY_STEP) * KEY_STEP
 
 
 @dataclass(frozen=True)
@@ -84,13 +95,17 @@ def attention_int(
         lambda i, h, j: requantize_expr(scores[i, h, j], score_m, score_shift),
         name="attention_scores_int8",
     )
-    probs = softmax_int(scores8, score_scale)
-    j = te.reduce_axis((0, T), name="j")
+    padded = padded_tokens(T)
+    probs = softmax_int_rows(scores8, score_scale, padded)
+    j = te.reduce_axis((0, padded), name="j")
+
+    def value(j, h, d):  # rows past the last token (probability 0) read the last one
+        return qkv[g.at(g.v_offset, j if padded == T else te.min(j, T - 1), h) + d]
+
     acc = te.compute(
         (T, H, dh),
         lambda i, h, d: te.sum(
-            probs[i, h, j].astype("int32") * qkv[g.at(g.v_offset, j, h) + d].astype("int32"),
-            axis=j,
+            probs[i, h, j].astype("int32") * value(j, h, d).astype("int32"), axis=j
         ),
         name="attention_acc",
     )
@@ -98,6 +113,7 @@ def attention_int(
         (T, H, dh),
         lambda i, h, d: requantize_expr(acc[i, h, d], out_m, out_shift),
         name=ATTENTION_BLOCK,
+        attrs={GEOMETRY_ATTR: list(astuple(g))},
     )
 
 

@@ -8,9 +8,11 @@ Integer ``softmax_int(x, in_scale)`` for int8 ``x`` (real ``in_scale · x``), pe
     out = min(127, (e · 128 + S // 2) // S)   (operands ≥ 0: C division is floor division)
 
 so ``out`` is int8 with the fixed scale ``SOFTMAX_OUT_SCALE = 1/128`` (values in
-``[0, 127]``; 1.0 saturates at 127). The TE version computes ``exp_int`` twice (in
-the sum and in the output) rather than materialising an int32 ``[..., N]`` buffer:
-only the per-row ``max`` and ``S`` are stored.
+``[0, 127]``; 1.0 saturates at 127). :func:`softmax_int` computes ``exp_int`` twice
+(in the sum and in the output) rather than materialising an ``[..., N]`` buffer:
+only the per-row ``max`` and ``S`` are stored. :func:`softmax_int_rows` is the same
+function for kernels computed one row at a time (fused attention): it stores ``e``
+once per element (a ``uint16`` stage: ``e ≤ 2^15``) and zero-pads each output row.
 
 Measured against the true softmax of the dequantised input (in_scale 0.02–0.1,
 N = 1, 16, 49, 197, random and extreme rows): within 0.5 output units of
@@ -40,6 +42,12 @@ def _row_max(x: te.Tensor) -> te.Tensor:
     )
 
 
+def _normalize(e: tirx.PrimExpr, s: tirx.PrimExpr) -> tirx.PrimExpr:
+    """``min(127, (e · 128 + S // 2) // S)`` as int8 (operands ≥ 0, S ≥ 2^15: C division
+    is floor division)."""
+    return tirx.min(tirx.truncdiv(e * _OUT_ONE + (s >> 1), s), 127).astype("int8")
+
+
 def softmax_int(x: te.Tensor, in_scale: float) -> te.Tensor:
     """Integer softmax of int8 ``x [..., N]``; int8 output at scale 1/128."""
     mx = _row_max(x)
@@ -49,14 +57,32 @@ def softmax_int(x: te.Tensor, in_scale: float) -> te.Tensor:
 
     k = te.reduce_axis((0, x.shape[-1]), name="k")
     total = te.compute(x.shape[:-1], lambda *r: te.sum(exp_at((*r, k)), axis=k), name="exp_sum")
+    return te.compute(x.shape, lambda *i: _normalize(exp_at(i), total[i[:-1]]), name="softmax_int")
+
+
+def softmax_int_rows(x: te.Tensor, in_scale: float, out_len: int) -> te.Tensor:
+    """:func:`softmax_int` of int8 ``x [..., N]`` with ``e`` stored once (stage
+    ``softmax_exp``, uint16) and rows zero-padded to ``out_len ≥ N`` columns."""
+    n = int(x.shape[-1])
+    mx = _row_max(x)
+    e = te.compute(
+        x.shape,
+        lambda *i: exp_int_expr(x[i].astype("int32") - mx[i[:-1]], in_scale).astype("uint16"),
+        name="softmax_exp",
+    )
+    k = te.reduce_axis((0, n), name="k")
+    total = te.compute(
+        x.shape[:-1], lambda *r: te.sum(e[(*r, k)].astype("int32"), axis=k), name="exp_sum"
+    )
 
     def out(*i: tirx.PrimExpr) -> tirx.PrimExpr:
-        s = total[i[:-1]]
-        # Operands are >= 0 (s >= 2^15), so C division equals floor division.
-        q = tirx.truncdiv(exp_at(i) * _OUT_ONE + (s >> 1), s)
-        return tirx.min(q, 127).astype("int8")
+        if out_len == n:
+            return _normalize(e[i].astype("int32"), total[i[:-1]])
+        col = tirx.min(i[-1], n - 1)  # clamped: the padding reads no element past the row
+        p = _normalize(e[(*i[:-1], col)].astype("int32"), total[i[:-1]])
+        return tirx.if_then_else(i[-1] < n, p, tirx.const(0, "int8"))
 
-    return te.compute(x.shape, out, name="softmax_int")
+    return te.compute((*x.shape[:-1], out_len), out, name="softmax_int")
 
 
 def softmax_int_ref(x: np.ndarray, in_scale: float) -> np.ndarray:

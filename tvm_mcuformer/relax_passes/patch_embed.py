@@ -9,16 +9,25 @@ patch embedding —
 
 into ``R.call_tir(patch_embed, (x, w), out_ty=int32 [N, O, H/P, W/P])``, the
 PrimFunc of :func:`tvm_mcuformer.schedules.patch_embed.patch_embed_kernel`
-added to the module (one per distinct geometry). Every other conv, and
-everything else, is left as it is. The result is bit-identical to the conv.
+added to the module (one per distinct geometry). With ``micro_kernels`` and a
+constant weight, the kernel is
+:func:`~tvm_mcuformer.schedules.patch_embed.patch_embed_dot_kernel` and the
+weight constant is laid out for it at compile time (sub-field major, rows padded
+to 4 bytes). Every other conv, and everything else, is left as it is. The result
+is bit-identical to the conv.
 """
 
 from __future__ import annotations
 
 import tvm
 from tvm import relax
+from tvm.ir.expr import GenericConst
 
-from ..schedules.patch_embed import patch_embed_kernel
+from ..schedules.patch_embed import (
+    field_major_weight,
+    patch_embed_dot_kernel,
+    patch_embed_kernel,
+)
 
 CONV2D = tvm.ir.Op.get("relax.nn.conv2d")
 
@@ -64,15 +73,17 @@ def patch_size(call: relax.Call) -> int | None:
 
 @relax.expr_functor.mutator
 class _Decomposer(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, field: int) -> None:
+    def __init__(self, mod: tvm.IRModule, field: int, micro_kernels: bool) -> None:
         super().__init__(mod)
         self.field = field
+        self.micro_kernels = micro_kernels
         self.kernels: dict[tuple, tvm.ir.GlobalVar] = {}
 
-    def kernel(self, x_shape: tuple[int, ...], w_shape: tuple[int, ...], p: int):
-        key = (x_shape, w_shape, p)
+    def kernel(self, x_shape: tuple[int, ...], w_shape: tuple[int, ...], p: int, dot: bool):
+        key = (x_shape, w_shape, p, dot)
         if key not in self.kernels:
-            func = patch_embed_kernel(x_shape, w_shape, p, self.field)
+            build = patch_embed_dot_kernel if dot else patch_embed_kernel
+            func = build(x_shape, w_shape, p, self.field)
             self.kernels[key] = self.builder_.add_func(func, "patch_embed")
         return self.kernels[key]
 
@@ -82,7 +93,10 @@ class _Decomposer(relax.PyExprMutator):
         if p is None:
             return call
         data, weight = call.args
-        gvar = self.kernel(_static_shape(data.ty), _static_shape(weight.ty), p)
+        dot = self.micro_kernels and isinstance(weight, GenericConst)
+        gvar = self.kernel(_static_shape(data.ty), _static_shape(weight.ty), p, dot)
+        if dot:
+            weight = relax.const(field_major_weight(weight.value.numpy(), self.field))
         return relax.call_tir(gvar, (data, weight), out_ty=call.ty)
 
     def run(self) -> tvm.IRModule:
@@ -94,12 +108,14 @@ class _Decomposer(relax.PyExprMutator):
 
 @tvm.transform.module_pass(opt_level=0, name="mcuformer.DecomposePatchEmbedding")
 class DecomposePatchEmbedding:
-    """Rewrite int8 patch-embedding convs into the decomposed kernel (sub-fields ``field``²)."""
+    """Rewrite int8 patch-embedding convs into the decomposed kernel (sub-fields ``field``²;
+    on micro-kernels when ``micro_kernels`` and the weight is a constant)."""
 
-    def __init__(self, field: int = 4) -> None:
+    def __init__(self, field: int = 4, micro_kernels: bool = False) -> None:
         if field < 1:
             raise ValueError(f"field {field} must be positive")
         self.field = field
+        self.micro_kernels = micro_kernels
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return _Decomposer(mod, self.field).run()
+        return _Decomposer(mod, self.field, self.micro_kernels).run()

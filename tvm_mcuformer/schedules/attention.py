@@ -1,11 +1,26 @@
-"""Row-wise attention: one query row of one head at a time (QKᵀ row → softmax → row × V).
+"""Schedules of fused attention: row-wise (memory), then dual-MAC micro-kernels (speed).
 
 The fused :func:`~tvm_mcuformer.ops.attention.attention_int` kernel indexes its
 stages ``[i, h, ...]``. :func:`schedule_rowwise_attention` moves every stage
 under the output's loops over query row ``i`` and head ``h``, so the scores,
-their maximum and sum compact to one row of ``T`` elements instead of
-``heads·T²``. Without it the kernel keeps every head's score matrix in a
+their exponents and probabilities compact to one row of ``T`` elements instead
+of ``heads·T²``. Without it the kernel keeps every head's score matrix in a
 workspace (the ``all_heads`` ablation).
+
+:func:`schedule_attention_kernels` is the row-wise schedule with both matmuls on
+micro-kernels (``codegen/runtime/mcuformer_simd.h``, tensorized by hand as in
+:mod:`.micro_kernel`), for a head dimension that is a multiple of 4:
+
+* ``QKᵀ`` row: each score ``s_j = Σ_c q_c · k_{j,c}`` by ``mcuformer_dot_1x1_S``
+  (S = 16, 8 or 4 elements of the head dimension a call: q and k are both
+  contiguous along it, so both are word loads);
+* row × V: value columns in tiles of 4 with int32 accumulators kept as C locals,
+  keys four at a time by ``mcuformer_pv_4x4`` (the probability row is padded to a
+  multiple of 4 with zeros; a step past the last key reads the last value row
+  again, times 0, so nothing outside the qkv tensor is read).
+
+Every other stage is computed once per element of its row (integer addition is
+associative: the kernel equals ``attention_int_ref`` bit for bit).
 """
 
 from __future__ import annotations
@@ -13,38 +28,150 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
-from ..ops.attention import ATTENTION_BLOCK
+from ..ops.attention import ATTENTION_BLOCK, GEOMETRY_ATTR, KEY_STEP, AttentionGeometry
+from .dense import K_STEPS, SCHEDULED_ATTR, micro_kernel_name
+from .micro_kernel import annotate_step, iter_names, place_calls
 
 ROWWISE_ATTR = "mcuformer.rowwise_attention"
+PV_MICRO_KERNEL = "mcuformer_pv_4x4"
+VALUE_TILE = 4  # value columns per row × V step (the micro-kernel's accumulators)
+SCORES, ACC = "attention_scores", "attention_acc"  # the matmul stages of ops.attention
+
+
+def _output(sch: s_tir.Schedule):
+    try:
+        return sch.get_sblock(ATTENTION_BLOCK)
+    except Exception:  # noqa: BLE001 - no such block: another kernel
+        return None
+
+
+def _rows(sch: s_tir.Schedule, out) -> None:
+    """Compute every stage not yet under the output's head loop there (consumers first)."""
+    row = sch.get_loops(out)[1]  # [i, h, d]: under query row i and head h
+    root = sch.get_sblock("root")
+    for block in reversed(sch.get_child_blocks(root)):
+        if sch.get(block).same_as(sch.get(out)):
+            continue
+        if not any(sch.get(loop).same_as(sch.get(row)) for loop in sch.get_loops(block)):
+            sch.compute_at(block, row, preserve_unit_loops=True)
 
 
 def schedule_rowwise_attention(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     """``func`` with every stage computed per query row and head; ``None`` if not attention."""
     sch = s_tir.Schedule(func)
-    try:
-        out = sch.get_sblock(ATTENTION_BLOCK)
-    except Exception:  # noqa: BLE001 - no such block: another kernel
+    out = _output(sch)
+    if out is None:
         return None
-    row = sch.get_loops(out)[1]  # [i, h, d]: under query row i and head h
-    root = sch.get_sblock("root")
-    for block in reversed(sch.get_child_blocks(root)):  # consumers first
-        if sch.get(block).same_as(sch.get(out)):
-            continue
-        if not any(sch.get(loop).same_as(sch.get(row)) for loop in sch.get_loops(block)):
-            sch.compute_at(block, row, preserve_unit_loops=True)
+    _rows(sch, out)
     return sch.mod["main"].with_attr(ROWWISE_ATTR, True)
 
 
-@tvm.transform.module_pass(opt_level=0, name="mcuformer.RowwiseAttention")
-def RowwiseAttention(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:  # noqa: N802
-    """Apply :func:`schedule_rowwise_attention` to every fused attention kernel of ``mod``."""
-    updated = {}
-    for gv, func in mod.functions.items():
-        if not isinstance(func, tirx.PrimFunc) or (func.attrs and ROWWISE_ATTR in func.attrs):
-            continue
-        scheduled = schedule_rowwise_attention(func)
-        if scheduled is not None:
-            updated[gv] = scheduled
-    for gv, func in updated.items():
-        mod[gv] = func
-    return mod
+def schedule_attention_kernels(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
+    """The row-wise schedule with micro-kernel matmuls; ``None`` if not attention or the
+    head dimension is not a multiple of 4."""
+    sch = s_tir.Schedule(func)
+    out = _output(sch)
+    if out is None:
+        return None
+    g = AttentionGeometry(*(int(x) for x in sch.get(out).annotations[GEOMETRY_ATTR]))
+    k_step = next((s for s in K_STEPS if g.head_dim % s == 0), None)
+    if k_step is None:
+        return None
+    pv = _tile_row_times_values(sch, out)
+    _rows(sch, out)
+    qk = _tile_scores(sch, k_step)
+    qk, pv = sch.get(qk), sch.get(pv)
+    qkv = qk.reads[-1].source.name
+    calls = {
+        qk.annotations["mcuformer.micro_kernel"]: _scores_call(qk, g, qkv, k_step),
+        PV_MICRO_KERNEL: _values_call(pv, g, qkv),
+    }
+    func = place_calls(sch.mod["main"], calls)
+    return func.with_attr(ROWWISE_ATTR, True).with_attr(SCHEDULED_ATTR, True)
+
+
+def _tile_row_times_values(sch: s_tir.Schedule, out):
+    """Value columns by 4 (local accumulators), keys by 4: the annotated row × V step."""
+    d0, d1 = sch.split(sch.get_loops(out)[2], [None, VALUE_TILE])
+    acc = sch.get_sblock(ACC)
+    sch.compute_at(acc, d0, preserve_unit_loops=True)
+    *_, d, j = sch.get_loops(acc)
+    j0, j1 = sch.split(j, [None, KEY_STEP])
+    sch.reorder(j0, d, j1)
+    sch.set_scope(acc, 0, "local")
+    init = sch.decompose_reduction(acc, j0)
+    for loop in (sch.get_loops(init)[-1], d1):  # constant accumulator indices: registers
+        sch.unroll(loop)
+    return annotate_step(sch, d, PV_MICRO_KERNEL)
+
+
+def _tile_scores(sch: s_tir.Schedule, k_step: int):
+    """The head dimension of each score in steps of ``k_step``: the annotated QKᵀ step."""
+    scores = sch.get_sblock(SCORES)
+    c0, c1 = sch.split(sch.get_loops(scores)[-1], [None, k_step])
+    sch.decompose_reduction(scores, c0)
+    return annotate_step(sch, c1, micro_kernel_name(1, 1, k_step))
+
+
+def _int(step: tirx.SBlock):
+    """A literal of the step's index type (TVMScript needs matching types in ``T.min``)."""
+    wide = str(step.iter_vars[0].var.ty) == "int64"
+    return (lambda x: f"T.int64({x})") if wide else str
+
+
+def _scores_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str, k_step: int) -> str:
+    """``scores[i, h, j] += q[i, h, c0·S : +S] · k[j, h, c0·S : +S]``."""
+    i, h, j, c0 = iter_names(step)
+    lit = _int(step)
+    base = f"{h} * {lit(g.head_stride)} + {c0} * {lit(k_step)}"
+    q = f"T.address_of({qkv}[{lit(g.q_offset)} + {i} * {lit(g.row_stride)} + {base}])"
+    k = f"T.address_of({qkv}[{lit(g.k_offset)} + {j} * {lit(g.row_stride)} + {base}])"
+    acc = f"T.address_of({step.writes[0].source.name}[{i}, {h}, {j}])"
+    name = step.annotations["mcuformer.micro_kernel"]
+    return f'T.evaluate(T.call_extern("void", "{name}", {acc}, {q}, {k}, 0, 1))'
+
+
+def _values_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str) -> str:
+    """``acc[i, h, d0·4 : +4] += p[i, h, j0·4 : +4] · v[j0·4 : +4, h, d0·4 : +4]``."""
+    i, h, d0, j0 = iter_names(step)
+    lit = _int(step)
+    rows = []
+    for r in range(KEY_STEP):
+        key = f"T.min({j0} * {lit(KEY_STEP)} + {lit(r)}, {lit(g.tokens - 1)})"
+        index = (
+            f"{lit(g.v_offset)} + {key} * {lit(g.row_stride)} + {h} * {lit(g.head_stride)}"
+            f" + {d0} * {lit(VALUE_TILE)}"
+        )
+        rows.append(f"T.address_of({qkv}[{index}])")
+    acc = f"T.address_of({step.writes[0].source.name}[{i}, {h}, {d0} * {lit(VALUE_TILE)}])"
+    probs = next(r.source.name for r in step.reads if r.source.name.startswith("softmax_int"))
+    probs = f"T.address_of({probs}[{i}, {h}, {j0} * {lit(KEY_STEP)}])"
+    args = ", ".join([acc, probs, *rows])
+    return f'T.evaluate(T.call_extern("void", "{PV_MICRO_KERNEL}", {args}))'
+
+
+def _attention_pass(schedule, name: str, attr: str):
+    @tvm.transform.module_pass(opt_level=0, name=name)
+    def apply(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        updated = {}
+        for gv, func in mod.functions.items():
+            if not isinstance(func, tirx.PrimFunc) or (func.attrs and attr in func.attrs):
+                continue
+            scheduled = schedule(func)
+            if scheduled is not None:
+                updated[gv] = scheduled
+        for gv, func in updated.items():
+            mod[gv] = func
+        return mod
+
+    return apply
+
+
+RowwiseAttention = _attention_pass(
+    schedule_rowwise_attention, "mcuformer.RowwiseAttention", ROWWISE_ATTR
+)
+RowwiseAttention.__doc__ = "Apply :func:`schedule_rowwise_attention` to every attention kernel."
+ScheduleAttention = _attention_pass(
+    schedule_attention_kernels, "mcuformer.ScheduleAttention", SCHEDULED_ATTR
+)
+ScheduleAttention.__doc__ = "Apply :func:`schedule_attention_kernels` to every attention kernel."

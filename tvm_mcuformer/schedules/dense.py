@@ -24,11 +24,9 @@ requantization) is scheduled as
   every accumulator index is a constant and the C compiler keeps the
   accumulators in registers.
 
-The step is tensorized by hand: the tile's inner loops are blockized (a TIR
-schedule primitive) and annotated with :data:`MICRO_KERNEL_ATTR`, then the
-annotated block's body is replaced by the ``call_extern`` through TVMScript
-(print → edit → parse, as ``lowering.kernels`` does): ``Schedule.tensorize``
-crashes the process in TVM 0.27.0.post1, even on its documented example.
+The step is tensorized by hand (:mod:`.micro_kernel`): the tile's inner loops
+are blockized and annotated, then the block's body is replaced by the
+``call_extern``.
 
 A kernel whose K is not a multiple of 4 keeps the plain schedule. Integer
 addition is associative, so the scheduled kernel equals ``ops.dense_int_ref``
@@ -37,17 +35,15 @@ addition is associative, so the scheduled kernel equals ``ops.dense_int_ref``
 
 from __future__ import annotations
 
-import re
-
 import tvm
-import tvm.script
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
 
+from .micro_kernel import MICRO_KERNEL_ATTR, annotate_step, place_calls
+
 DENSE_BLOCK = "dense_int"  # the te.compute name of ops.dense_int
 SCHEDULED_ATTR = "mcuformer.dense_scheduled"  # AutoInline leaves such kernels alone
-MICRO_KERNEL_ATTR = "mcuformer.micro_kernel"
 K_STEPS = (16, 8, 4)  # reduction elements per micro-kernel call: the largest that divides K
 TILES = (2, 1)  # output channels per register tile: the largest that divides N
 ROWS = 2  # activation rows per register tile
@@ -97,7 +93,8 @@ def schedule_dense(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         step = _tile(sch, dense, epilogues, ROWS if m >= ROWS else 1, cols, k_step)
     except s_tir.ScheduleError:  # a kernel shape the schedule does not cover
         return None
-    func = _call_micro_kernels(sch.mod["main"], sch.get(step), k, m)
+    step = sch.get(step)
+    func = place_calls(sch.mod["main"], {step.annotations[MICRO_KERNEL_ATTR]: _call(step, k, m)})
     return func.with_attr(SCHEDULED_ATTR, True)
 
 
@@ -119,9 +116,7 @@ def _tile(sch: s_tir.Schedule, dense, epilogues: list, rows: int, cols: int, k_s
     tile_loops += sch.get_loops(init)[-2:]
     for loop in tile_loops:  # constant accumulator indices: kept in registers by the C compiler
         sch.unroll(loop)
-    step = sch.blockize(m1)
-    sch.annotate(step, MICRO_KERNEL_ATTR, micro_kernel_name(cols, rows, k_step))
-    return step
+    return annotate_step(sch, m1, micro_kernel_name(cols, rows, k_step))
 
 
 def _address(region, row: int = 0, last_row: int | None = None) -> str:
@@ -146,29 +141,6 @@ def _call(step, k: int, m: int) -> str:
     else:
         pointers = f"{_address(acc)}, {_address(a)}"
     return f'T.evaluate(T.call_extern("void", "{name}", {pointers}, {_address(w)}, {k}, 1))'
-
-
-def _call_micro_kernels(func: tirx.PrimFunc, step, k: int, m: int) -> tirx.PrimFunc:
-    """Replace the annotated step block's loops by its micro-kernel call (TVMScript edit)."""
-    call = _call(step, k, m)
-    marker = re.compile(rf'^(\s*)T\.sblock_attr\(\{{"{re.escape(MICRO_KERNEL_ATTR)}": ')
-    out: list[str] = []
-    indent: str | None = None
-    for line in func.script().split("\n"):
-        if indent is not None:
-            if line.startswith(indent) or not line.strip():
-                continue  # the step's loop nest: replaced by the call
-            indent = None
-        match = marker.match(line)
-        if match:
-            indent = match.group(1)
-            out.append(indent + call)
-            continue
-        out.append(line)
-    try:
-        return tvm.script.from_source("\n".join(out))
-    except Exception as err:
-        raise RuntimeError(f"dense schedule: cannot place the micro-kernel call: {err}") from err
 
 
 @tvm.transform.module_pass(opt_level=0, name="mcuformer.ScheduleDense")

@@ -1,6 +1,6 @@
 /* Dual-MAC int8 micro-kernels for the scheduled matmul kernels.
  *
- * The TIR schedules (tvm_mcuformer/schedules/dense.py) tensorize the inner
+ * The TIR schedules (tvm_mcuformer/schedules/dense.py, attention.py) tensorize the inner
  * R x C x 4 block of an int8 matmul into calls of mcuformer_dot_RxC_4 (R = 1 or 2): int32
  * accumulators each gain the dot product of four consecutive int8 activations
  * with four consecutive int8 weights of one output channel (weights stored
@@ -141,6 +141,55 @@ MCUFORMER_DOT_2STEP(1, 8, 4)
 MCUFORMER_DOT_2STEP(2, 8, 4)
 MCUFORMER_DOT_2STEP(1, 16, 8)
 MCUFORMER_DOT_2STEP(2, 16, 8)
+
+/* Halfword packing: (lo16(x), lo16(y)) and (hi16(x), hi16(y)) as two int16 lanes
+ * (PKHBT / PKHTB on cores with the DSP extension). */
+static inline int32_t mcuformer_pack_lo(int32_t x, int32_t y) {
+#if MCUFORMER_ACLE
+  int32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(x), "r"(y));
+  return r;
+#else
+  return (int32_t)(((uint32_t)x & 0xffffu) | ((uint32_t)y << 16));
+#endif
+}
+static inline int32_t mcuformer_pack_hi(int32_t x, int32_t y) {
+#if MCUFORMER_ACLE
+  int32_t r;
+  __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(x), "r"(y));
+  return r;
+#else
+  return (int32_t)(((uint32_t)x >> 16) | ((uint32_t)y & 0xffff0000u));
+#endif
+}
+
+/* mcuformer_pv_4x4(acc, p, v0, v1, v2, v3): acc[d] += sum_{r<4} p[r] * vr[d] for d < 4:
+ * four attention probabilities times the same four columns of four value rows (rows
+ * given one pointer each: the value rows of consecutive keys are a row stride apart, and
+ * a caller past the last key passes the last row again with a zero probability). The
+ * rows are transposed in registers: SXTB16 splits each row's word into columns (0, 2)
+ * and (1, 3), PKHBT/PKHTB pair key 0 with key 2 and key 1 with key 3, and one SMLAD
+ * per pair and column adds two products. */
+static inline void mcuformer_pv_4x4(int32_t* acc, int8_t* p, int8_t* v0, int8_t* v1, int8_t* v2,
+                                    int8_t* v3) {
+  int32_t pv = mcuformer_load4(p);
+  int32_t p02 = mcuformer_sxtb16(pv);      /* (p0, p2) */
+  int32_t p13 = mcuformer_sxtb16_ror8(pv); /* (p1, p3) */
+  int32_t r0 = mcuformer_load4(v0), r1 = mcuformer_load4(v1);
+  int32_t r2 = mcuformer_load4(v2), r3 = mcuformer_load4(v3);
+  int32_t e0 = mcuformer_sxtb16(r0), e2 = mcuformer_sxtb16(r2); /* columns 0, 2 */
+  int32_t e1 = mcuformer_sxtb16(r1), e3 = mcuformer_sxtb16(r3);
+  acc[0] = mcuformer_smlad(p02, mcuformer_pack_lo(e0, e2), acc[0]);
+  acc[0] = mcuformer_smlad(p13, mcuformer_pack_lo(e1, e3), acc[0]);
+  acc[2] = mcuformer_smlad(p02, mcuformer_pack_hi(e0, e2), acc[2]);
+  acc[2] = mcuformer_smlad(p13, mcuformer_pack_hi(e1, e3), acc[2]);
+  int32_t o0 = mcuformer_sxtb16_ror8(r0), o2 = mcuformer_sxtb16_ror8(r2); /* columns 1, 3 */
+  int32_t o1 = mcuformer_sxtb16_ror8(r1), o3 = mcuformer_sxtb16_ror8(r3);
+  acc[1] = mcuformer_smlad(p02, mcuformer_pack_lo(o0, o2), acc[1]);
+  acc[1] = mcuformer_smlad(p13, mcuformer_pack_lo(o1, o3), acc[1]);
+  acc[3] = mcuformer_smlad(p02, mcuformer_pack_hi(o0, o2), acc[3]);
+  acc[3] = mcuformer_smlad(p13, mcuformer_pack_hi(o1, o3), acc[3]);
+}
 
 #undef MCUFORMER_DOT_2STEP
 #undef MCUFORMER_DOT_HEAD
