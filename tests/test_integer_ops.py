@@ -53,11 +53,14 @@ from tvm_mcuformer.ops import (
     gelu_int_ref,
     hardswish_int,
     hardswish_int_ref,
+    int8_table,
     layernorm_float,
     layernorm_float_ref,
     layernorm_int,
     layernorm_int_params,
     layernorm_int_ref,
+    lookup_int8,
+    lookup_int8_ref,
     matmul_int,
     matmul_int_ref,
     mean_int,
@@ -291,6 +294,20 @@ def test_hardswish_int(in_scale):
     assert np.abs(ref - exact).max() <= 0.5 + gate_error + 1e-3
 
 
+@pytest.mark.parametrize("slope", [1.702, 1.0], ids=["gelu", "silu"])
+def test_gelu_table_equals_the_integer_formula(slope):
+    """The 256-byte table the quantizer emits (``QuantConfig.tables``) read by
+    ``lookup_int8`` equals the per-element integer formula on every int8 input."""
+    x = np.concatenate([all_int8().reshape(1, 256), int8_rows(256, seed=5)])  # every int8 value
+    table = int8_table(gelu_int_ref, 0.04, 0.03, slope)
+    got = run_te(lookup_int8, [x, table])
+    np.testing.assert_array_equal(got, run_te(gelu_int, [x], 0.04, 0.03, slope))
+    np.testing.assert_array_equal(got, gelu_int_ref(x, 0.04, 0.03, slope))
+    np.testing.assert_array_equal(lookup_int8_ref(x, table), got)
+    with pytest.raises(ValueError, match="256 int8"):
+        int8_table(lambda v: v.astype(np.int32))
+
+
 def test_gelu_int_shapes():
     x = int8_rows(49, seed=3).reshape(3, 7, 49)
     np.testing.assert_array_equal(run_te(gelu_int, [x], 0.04, 0.03), gelu_int_ref(x, 0.04, 0.03))
@@ -432,6 +449,7 @@ def test_int8_conv2d_as_tvm_legalizes_it(x_shape, w_shape, stride, padding):
         ((3, 49, 16), (3, 49, 16), (0.05, 0.03, 0.06)),
         ((2, 1, 16), (5, 16), (0.1, 0.1, 0.02)),
         ((16,), (4, 16), (0.02, 0.08, 0.1)),
+        ((2, 8, 16), (2, 8, 16), (0.4, 0.03, 0.0005)),  # 128·(Ma + Mb) ≥ 2^31: the int64 sum
     ],
 )
 def test_add_int(a_shape, b_shape, scales):

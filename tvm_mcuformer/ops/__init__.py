@@ -18,7 +18,7 @@ from .fixed_point import (
     requantize_expr,
     requantize_ref,
 )
-from .gelu import gelu_float, gelu_float_ref, gelu_int, gelu_int_ref
+from .gelu import GELU_SIGMOID_SLOPE, gelu_float, gelu_float_ref, gelu_int, gelu_int_ref
 from .int_exp import exp_int, exp_int_expr, exp_int_ref
 from .layernorm import (
     layernorm_float,
@@ -45,8 +45,13 @@ from .softmax import (
     softmax_int,
     softmax_int_ref,
 )
+from .table import int8_table, lookup_int8, lookup_int8_ref
 
 __all__ = [
+    "GELU_SIGMOID_SLOPE",
+    "int8_table",
+    "lookup_int8",
+    "lookup_int8_ref",
     "SOFTMAX_OUT_SCALE",
     "AttentionGeometry",
     "attention_int",

@@ -21,6 +21,9 @@ class QuantConfig:
     ``fuse_attention``: attention whose q, k, v are views of one qkv output
     becomes one fused kernel (:func:`~tvm_mcuformer.ops.attention.attention_int`)
     that reads them in place: no head-split or head-merge copies.
+    ``tables``: the integer GeLU and SiLU run as 256-byte tables of their integer
+    formula (:mod:`~tvm_mcuformer.ops.table`, one load per element, bit-identical);
+    ``False`` computes the formula per element.
     """
 
     gelu: str = "int"
@@ -29,6 +32,7 @@ class QuantConfig:
     ln_iterations: int = 3
     calibration: str = "minmax"
     fuse_attention: bool = True
+    tables: bool = True
 
     def __post_init__(self) -> None:
         for name in ("gelu", "layernorm", "softmax"):

@@ -413,13 +413,13 @@ class _Integerizer:
         }
         act = next(a for a in call.args if not isinstance(self.value(a), Const))
         xq = self.q(act, act)
-        if kind == GELU:
+        if kind == GELU and self.config.gelu == "float":
             out_scale = self.scale_of(var)
-            op = ops.gelu_int if self.config.gelu == "int" else ops.gelu_float
-            return Q(self.bb.emit_te(op, xq.expr, xq.scale, out_scale), out_scale)
-        if kind == SILU:
+            return Q(self.bb.emit_te(ops.gelu_float, xq.expr, xq.scale, out_scale), out_scale)
+        if kind in (GELU, SILU):
             out_scale = self.scale_of(var)
-            return Q(self.bb.emit_te(ops.gelu_int, xq.expr, xq.scale, out_scale, 1.0), out_scale)
+            slope = ops.GELU_SIGMOID_SLOPE if kind == GELU else 1.0
+            return Q(self.gelu_int(xq, out_scale, slope), out_scale)
         if kind == HARDSWISH:
             out_scale = self.scale_of(var)
             offset, lo, hi = _hardswish_constants(func, consts)
@@ -465,6 +465,16 @@ class _Integerizer:
                 )
             return Q(expr, out_scale)
         raise ValueError(f"call of {call.op.name_hint} (composite {kind}) is not supported")
+
+    def gelu_int(self, xq: Q, out_scale: float, slope: float) -> relax.Expr:
+        """The integer ``x · σ(slope · x)``: a table of it (``config.tables``) or the formula."""
+        if self.config.tables:
+            table = ops.int8_table(ops.gelu_int_ref, xq.scale, out_scale, slope)
+            return self.bb.emit_te(
+                ops.lookup_int8, xq.expr, relax.const(table), "gelu_int",
+                primfunc_name_hint="gelu_int",
+            )  # fmt: skip
+        return self.bb.emit_te(ops.gelu_int, xq.expr, xq.scale, out_scale, slope)
 
     def note_probs(self, scores: Q, probs: Q) -> None:
         """Record ``probs`` as attention probabilities if ``scores`` is a whole q·kᵀ."""
