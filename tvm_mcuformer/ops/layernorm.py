@@ -6,7 +6,7 @@ Integer ``layernorm_int(x, g, b, eps, in_scale, *, iterations=3)`` for int8
     sum  = Σ x                                         (int32)
     mean = floordiv(32·sum + C, 2C)                    (round(16·sum / C), ties up; Q4)
     y    = 16·x − mean                                 (int32 in [−4080, 4080]; Q4)
-    var  = Σ y² (int64) // C + E                       (int32, Q8), E = round(eps·256/in_scale²)
+    var  = Σ y² // C + E    (int32 Σ for C ≤ 129, else int64; Q8), E = round(eps·256/in_scale²)
     std  = isqrt_newton(max(var, 1), iterations)       (int32 ≥ 1, Q4)
     z    = floordiv(y · 128, std)                      (Q7 normalised value)
     out  = clamp(((z · G[c] (int64) + 2^15) >> 16) + B[c], −128, 127)
@@ -57,6 +57,7 @@ from tvm import te, tirx
 from .fixed_point import clamp_expr
 
 Y_FRAC_BITS = 4
+Y_MAX = 255 << Y_FRAC_BITS  # |y| = |16·x − mean| ≤ 16·255
 Z_ONE = 128
 AFFINE_SHIFT = 16
 _MAX_EPS_TERM = 2**30
@@ -160,14 +161,15 @@ def layernorm_int(
         return (x[idx].astype("int32") << Y_FRAC_BITS) - mean[idx[:-1]]
 
     k2 = te.reduce_axis((0, c), name="k2")
+    wide = "int32" if c * Y_MAX**2 < 2**31 else "int64"  # int32 when no row sum can overflow
     ssq = te.compute(
         rows,
-        lambda *r: te.sum(y_at((*r, k2)).astype("int64") * y_at((*r, k2)).astype("int64"), k2),
+        lambda *r: te.sum(y_at((*r, k2)).astype(wide) * y_at((*r, k2)).astype(wide), k2),
         name="ln_ssq",
     )
 
     def var_at(*r: tirx.PrimExpr) -> tirx.PrimExpr:
-        var = tirx.truncdiv(ssq[r], tirx.const(c, "int64")).astype("int32") + eps_q
+        var = tirx.truncdiv(ssq[r], tirx.const(c, wide)).astype("int32") + eps_q
         return tirx.max(var, 1)
 
     std = _isqrt(_per_row(rows, var_at, "ln_var"), iterations)
