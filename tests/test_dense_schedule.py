@@ -34,7 +34,11 @@ from tvm_mcuformer.ops import (
     requantize,
     requantize_ref,
 )
-from tvm_mcuformer.ops.fixed_point import HI_WORD_MIN_SHIFT
+from tvm_mcuformer.ops.fixed_point import (
+    HI_WORD_MIN_SHIFT,
+    hi_word_rounding,
+    requantize_hi_word_expr,
+)
 from tvm_mcuformer.schedules.dense import micro_kernel_name
 
 from .conftest import import_bench, load_c_kernels
@@ -111,6 +115,25 @@ def test_high_word_requantization_equals_twin(shift_floor):
     np.testing.assert_array_equal(got, requantize_ref(acc, m, shift, "int8"))
 
 
+def test_stored_rounding_requantization_equals_twin():
+    """The per-channel high-word path the quantizer emits (2^(shift − 33) stored, the shift
+    from its leading zeros) equals the twin on int32 extremes, saturation included."""
+    acc = int32_extremes()
+    m, shift = quantize_multipliers(np.geomspace(1e-7, 0.2, 16))
+    assert int(shift.min()) >= HI_WORD_MIN_SHIFT
+
+    def op(a, mt, rt):
+        return te.compute(
+            a.shape, lambda i, j: requantize_hi_word_expr(a[i, j], mt[j], rt[j]), name="rq"
+        )
+
+    got = run_te(op, [acc, m, hi_word_rounding(shift)])
+    np.testing.assert_array_equal(got, requantize_ref(acc, m, shift, "int8"))
+    assert {-128, 127} <= set(np.unique(got).tolist())  # the clamp is there
+    with pytest.raises(ValueError, match="high-word shifts"):
+        hi_word_rounding(np.array([32]))
+
+
 # tiles of 2, 4 and 1 output channels; K steps of 16, 8 and 4
 @pytest.mark.parametrize(("n", "k"), [(6, 64), (12, 56), (5, 60)])
 @pytest.mark.parametrize("reals", [(1e-5, 0.1), (1e-3, 2.0)], ids=["hi-word", "int64"])
@@ -123,12 +146,17 @@ def test_scheduled_dense_c_equals_numpy(n, k, reals, tmp_path):
     b = rng.integers(-20000, 20000, n).astype(np.int32)
     m, shift = quantize_multipliers(np.geomspace(*reals, n))
 
+    hi_word = int(shift.min()) >= HI_WORD_MIN_SHIFT  # as the quantizer emits it
+
     def linear(xt, wt, bt, mt, st):
         acc = dense_int(xt, wt)
         biased = te.compute(acc.shape, lambda i, j: acc[i, j] + bt[j], name="bias")
+        if hi_word:  # st holds 2^(shift − 33)
+            rq = requantize_hi_word_expr
+            return te.compute(acc.shape, lambda i, j: rq(biased[i, j], mt[j], st[j]), name="rq")
         return requantize(biased, mt, st, "int8", min_shift=int(shift.min()))
 
-    inputs = [x, w, b, m, shift]
+    inputs = [x, w, b, m, hi_word_rounding(shift) if hi_word else shift]
     bb = relax.BlockBuilder()
     params = [
         relax.Var(f"p{i}", relax.TensorType(a.shape, str(a.dtype))) for i, a in enumerate(inputs)

@@ -74,7 +74,7 @@ from tvm_mcuformer.ops import (
     softmax_int,
     softmax_int_ref,
 )
-from tvm_mcuformer.ops.layernorm import _isqrt_ref
+from tvm_mcuformer.ops.layernorm import _isqrt_ref, affine_fits_int32, z_bound
 
 from .conftest import load_c_kernels
 
@@ -372,6 +372,27 @@ def test_layernorm_int(c):
         float_ref = layernorm_float_ref(x, gamma, beta, eps, in_scale, out_scale)
         assert np.abs(ref.astype(int) - float_ref).max() <= 2
         assert np.abs(float_ref - exact).max() < 0.6
+
+
+@pytest.mark.parametrize("c", [3, 16, 64, 192])
+def test_layernorm_int32_affine_equals_int64(c):
+    """With ``affine_bounds`` the affine step runs in int32 when ``z_bound(c)`` proves it
+    cannot overflow: equal to the int64 twin on extreme rows with G just under that limit
+    (a wrong bound would overflow and differ), and int64 just over it."""
+    x = int8_rows(c, seed=c + 1)
+    rng = np.random.default_rng(c)
+    eps, in_scale = 1e-6, 0.05
+    g_max = (2**31 - 2**15) // z_bound(c) - 1
+    for g_top, wide in ((g_max, False), (g_max + 2, True)):
+        g = np.where(rng.random(c) < 0.5, -1, 1) * rng.integers(g_top // 2, g_top, c)
+        g[0] = g_top
+        g = g.astype(np.int32)
+        b = rng.integers(-300, 300, c).astype(np.int32)
+        bounds = (int(np.abs(g).max()), int(np.abs(b).max()))
+        assert affine_fits_int32(c, *bounds) != wide
+        got = run_te(layernorm_int, [x, g, b], eps, in_scale, iterations=3, affine_bounds=bounds)
+        np.testing.assert_array_equal(got, layernorm_int_ref(x, g, b, eps, in_scale))
+        assert 0 < np.mean(np.abs(got) < 127)  # not all saturated
 
 
 def test_layernorm_int_rejects():

@@ -12,7 +12,12 @@ packed-API/host-device passes and rewrites every function so that
   stack cannot hold them. Smaller ones (a scalar accumulator, a register tile)
   stay C locals, which the C compiler keeps in registers; they cost at most
   that many bytes of stack per kernel, inside the stack reserve the compiler
-  budgets and the firmware measures (painted stack).
+  budgets and the firmware measures (painted stack);
+* every int32 → int8 clamp ``T.Cast("int8", T.min(T.max(x, -128), 127))``
+  becomes a call of ``mcuformer_ssat8(x)`` (``codegen/runtime/mcuformer_simd.h``:
+  one SSAT instruction on Cortex-M4/M7, the same clamp in portable C elsewhere),
+  which the C compiler does not select by itself; ``T.clz(x)`` (which TVM's C target
+  cannot lower) becomes ``mcuformer_clz(x)`` (one CLZ).
 
 The rewrite goes through TVMScript (print, edit the signature and allocation
 statements, parse back): TVM 0.27 exposes no TIR mutator to Python. A kernel
@@ -115,6 +120,31 @@ def _shape_elements(shape_text: str) -> int:
     return int(np.prod(dims, dtype=np.int64)) if dims else 1
 
 
+SATURATE_INT8 = "mcuformer_ssat8"
+_CLZ_CALL = 'T.call_extern("int32", "mcuformer_clz", '
+_CLAMP_HEAD = 'T.Cast("int8", T.min(T.max('
+_CLAMP_TAIL = ", -128), 127))"  # bare literals: the clamped value is int32
+
+
+def _saturating_casts(line: str) -> str:
+    """``line`` with each int32 → int8 clamp written as a call of :data:`SATURATE_INT8`."""
+    out, at = [], 0
+    while (head := line.find(_CLAMP_HEAD, at)) >= 0:
+        start = end = head + len(_CLAMP_HEAD)
+        depth = 0
+        while end < len(line) and not (depth == 0 and line[end] in ",)]"):
+            depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(line[end], 0)
+            end += 1
+        if not line.startswith(_CLAMP_TAIL, end):
+            out.append(line[at:start])
+            at = start
+            continue
+        value = line[start:end]
+        out.append(f'{line[at:head]}T.call_extern("int8", "{SATURATE_INT8}", {value})')
+        at = end + len(_CLAMP_TAIL)
+    return "".join(out) + line[at:]
+
+
 def _unpack(name: str, symbol: str, func: tirx.PrimFunc) -> CKernel:
     """Rewrite a lowered PrimFunc with buffer params into pointer params + workspaces."""
     script = func.script()
@@ -158,7 +188,7 @@ def _unpack(name: str, symbol: str, func: tirx.PrimFunc) -> CKernel:
             line = f'{indent}{buf} = T.decl_buffer({shape}, "{dtypes[param]}", data={param})'
         for pname, _ in params:
             line = re.sub(rf"\b{re.escape(pname)}\.data\b", pname, line)
-        body.append(line)
+        body.append(_saturating_casts(line).replace("T.clz(", _CLZ_CALL))
     signature = [f'{p}: T.handle("{d}")' for p, d in params]
     signature += [f'{w.name}: T.handle("{w.dtype}")' for w in workspaces]
     text = "\n".join([*lines[:def_at], f"def {symbol}({', '.join(signature)}):", *body])

@@ -12,10 +12,13 @@ Per-channel arrays are ``te.Tensor`` inputs; scalars are Python numbers.
 from .activation import clip_int, clip_int_ref, hardswish_int, hardswish_int_ref
 from .attention import AttentionGeometry, attention_int, attention_int_ref
 from .fixed_point import (
+    HI_WORD_MIN_SHIFT,
+    hi_word_rounding,
     quantize_multiplier,
     quantize_multipliers,
     requantize,
     requantize_expr,
+    requantize_hi_word_expr,
     requantize_ref,
 )
 from .gelu import GELU_SIGMOID_SLOPE, gelu_float, gelu_float_ref, gelu_int, gelu_int_ref
@@ -48,6 +51,9 @@ from .softmax import (
 from .table import int8_table, lookup_int8, lookup_int8_ref
 
 __all__ = [
+    "HI_WORD_MIN_SHIFT",
+    "hi_word_rounding",
+    "requantize_hi_word_expr",
     "GELU_SIGMOID_SLOPE",
     "int8_table",
     "lookup_int8",

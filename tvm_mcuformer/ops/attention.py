@@ -20,9 +20,9 @@ Score stages are indexed ``[i, h, j]`` so that a schedule computing them per
 query row and head (``schedules.attention``) keeps one row of ``T`` scores,
 not ``heads·T²``. Each stage is its own buffer (int32 scores, int8 requantized
 scores, uint16 exponents, int8 probabilities), so each is computed once per
-element; the probability row is zero-padded to :func:`padded_tokens` columns
-and the row × V sum runs over the padding (value rows clamped to the last
-token, times 0), so a schedule may take keys four at a time.
+element. The row × V sum is two stages: ``attention_acc`` over the first
+:func:`whole_steps` keys (a multiple of :data:`KEY_STEP`, so a schedule may take
+keys four at a time) and ``attention_acc_tail`` over the last ``T mod 4``.
 """
 
 from __future__ import annotations
@@ -37,12 +37,14 @@ from .softmax import softmax_int_ref, softmax_int_rows
 
 ATTENTION_BLOCK = "attention_int"  # name of the output stage (schedules find the kernel by it)
 GEOMETRY_ATTR = "mcuformer.attention_geometry"  # the output stage's AttentionGeometry fields
-KEY_STEP = 4  # keys per step of the row × V sum: the probability row is padded to a multiple
+TOTAL = "attention_acc_total"  # attention_acc + attention_acc_tail, when T is not a multiple of 4
+KEY_STEP = 4  # keys per step of the row × V sum (the rest: attention_acc_tail)
 
 
-def padded_tokens(tokens: int) -> int:
-    """Columns of a probability row: ``tokens`` rounded up to a multiple of :data:`KEY_STEP`."""
-    return -(-tokens // KEY_STEP) * KEY_STEP
+def whole_steps(tokens: int) -> int:
+    """Keys of the ``attention_acc`` stage: ``tokens`` rounded down to a multiple of
+    :data:`KEY_STEP`."""
+    return tokens - tokens % KEY_STEP
 
 
 @dataclass(frozen=True)
@@ -95,20 +97,28 @@ def attention_int(
         lambda i, h, j: requantize_expr(scores[i, h, j], score_m, score_shift),
         name="attention_scores_int8",
     )
-    padded = padded_tokens(T)
-    probs = softmax_int_rows(scores8, score_scale, padded)
-    j = te.reduce_axis((0, padded), name="j")
+    probs = softmax_int_rows(scores8, score_scale)
 
-    def value(j, h, d):  # rows past the last token (probability 0) read the last one
-        return qkv[g.at(g.v_offset, j if padded == T else te.min(j, T - 1), h) + d]
+    def row_times_values(lo: int, hi: int, name: str) -> te.Tensor:
+        r = te.reduce_axis((0, hi - lo), name="j")  # keys lo + r (axes start at 0 for schedules)
+        return te.compute(
+            (T, H, dh),
+            lambda i, h, d: te.sum(
+                probs[i, h, lo + r].astype("int32")
+                * qkv[g.at(g.v_offset, lo + r, h) + d].astype("int32"),
+                axis=r,
+            ),
+            name=name,
+        )
 
-    acc = te.compute(
-        (T, H, dh),
-        lambda i, h, d: te.sum(
-            probs[i, h, j].astype("int32") * value(j, h, d).astype("int32"), axis=j
-        ),
-        name="attention_acc",
-    )
+    main = whole_steps(T)
+    parts = [row_times_values(0, main, "attention_acc")] if main else []
+    if main < T:
+        parts.append(row_times_values(main, T, "attention_acc_tail"))
+
+    acc = parts[0]
+    if len(parts) > 1:  # a stage of its own: the int32 sum is not widened to int64
+        acc = te.compute((T, H, dh), lambda i, h, d: acc[i, h, d] + parts[1][i, h, d], name=TOTAL)
     return te.compute(
         (T, H, dh),
         lambda i, h, d: requantize_expr(acc[i, h, d], out_m, out_shift),

@@ -153,6 +153,28 @@ def _requantize_hi_word(
     return clamp_expr((hi + rounding) >> down, "int8")
 
 
+def hi_word_rounding(shift: np.ndarray) -> np.ndarray:
+    """Per-channel ``2^(shift − 33)`` (int32) for shifts from :data:`HI_WORD_MIN_SHIFT` on:
+    what :func:`requantize_hi_word_expr` stores instead of the shift."""
+    shift = np.asarray(shift, np.int64)
+    if shift.size and not (HI_WORD_MIN_SHIFT <= shift.min() and shift.max() <= SHIFT_MAX):
+        raise ValueError(f"high-word shifts must be in [{HI_WORD_MIN_SHIFT}, {SHIFT_MAX}]")
+    return (np.int64(1) << (shift - HI_WORD_MIN_SHIFT)).astype(np.int32)
+
+
+def requantize_hi_word_expr(acc: tirx.PrimExpr, m: tirx.PrimExpr, rounding: tirx.PrimExpr):
+    """int8 ``(hi + r) >> (32 − clz(r))``, ``hi`` the high word of ``acc · m``: the
+    high-word requantization with the per-channel rounding term ``r = 2^(shift − 33)``
+    (:func:`hi_word_rounding`) stored instead of the shift, whose bit position gives the
+    final shift ``shift − 32 = 32 − clz(r)`` (one CLZ instead of computing both from
+    the shift). Bit-identical to :func:`requantize_expr` with that shift."""
+    hi = ((acc.astype("int64") * m.astype("int64")) >> tirx.const(32, "int64")).astype("int32")
+    # ``& 31`` changes no valid amount (1 ≤ shift − 32 ≤ 30) but keeps TVM's analyzer from
+    # "proving" the result inside int8 and dropping the clamp (see _requantize_hi_word)
+    down = (tirx.const(32, "int32") - tirx.clz(rounding).astype("int32")) & tirx.const(31, "int32")
+    return clamp_expr((hi + rounding) >> down, "int8")
+
+
 def requantize(
     acc: te.Tensor,
     m: int | te.Tensor,

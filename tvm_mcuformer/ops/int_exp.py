@@ -5,7 +5,8 @@ returns int32 ``≈ exp(scale · d) · 2^15`` (Q15, so ``exp(0) = 32768`` exactl
 
 1. ``u = round(−d · scale · log2(e) · 2^16)`` through the build-time fixed-point
    multiplier ``(m, s) = quantize_multiplier(scale · log2(e) · 2^16)``:
-   ``u = (max(−d, 0) · m + 2^(s−1)) >> s`` in int64 (so ``d > 0`` acts as 0);
+   ``u = (max(−max(d, 1 − 2^31), 0) · m + 2^(s−1)) >> s`` in int64 (so ``d > 0`` acts
+   as 0; the operand ``−d`` is int32);
 2. ``n = u >> 16`` (integer part of ``−scale · d · log2 e``), ``f = u & 0xFFFF``
    (fractional part in Q16);
 3. ``p = 2^(−f/65536)`` in Q15 by the integer cubic in Horner form
@@ -40,6 +41,7 @@ from .fixed_point import quantize_multiplier
 EXP_FRAC_BITS = 15
 EXP_ONE = 1 << EXP_FRAC_BITS
 EXP_POLY = (-22654, 7550, -1281)
+NEG_MIN = -(2**31 - 1)  # d is clamped here first, so −d fits int32
 
 
 def exp_int_params(scale: float) -> tuple[int, int]:
@@ -54,9 +56,11 @@ def exp_int_expr(d: tirx.PrimExpr, scale: float) -> tirx.PrimExpr:
     m, shift = exp_int_params(scale)
     c1, c2, c3 = EXP_POLY
     i32, i64 = "int32", "int64"
-    neg = tirx.max(tirx.const(0, i64) - d.astype(i64), tirx.const(0, i64))
+    # -d in int32 (d ≥ −(2^31 − 1) after the clamp), widened only for the product: one
+    # 32 × 32 → 64-bit multiply on a Cortex-M
+    neg = tirx.max(tirx.const(0, i32) - tirx.max(d, tirx.const(NEG_MIN, i32)), tirx.const(0, i32))
     rounding = tirx.const(1 << (shift - 1), i64)
-    u = (neg * tirx.const(m, i64) + rounding) >> tirx.const(shift, i64)
+    u = (neg.astype(i64) * tirx.const(m, i64) + rounding) >> tirx.const(shift, i64)
     n = tirx.min(u >> tirx.const(16, i64), tirx.const(31, i64)).astype(i32)
     f = (u & tirx.const(0xFFFF, i64)).astype(i32)
     half = tirx.const(1 << 15, i32)
@@ -76,7 +80,7 @@ def exp_int_ref(d: np.ndarray, scale: float) -> np.ndarray:
     """Numpy twin of :func:`exp_int`, bit-exact."""
     m, shift = exp_int_params(scale)
     c1, c2, c3 = EXP_POLY
-    neg = np.maximum(-np.asarray(d).astype(np.int64), 0)
+    neg = np.maximum(-np.maximum(np.asarray(d).astype(np.int64), NEG_MIN), 0)
     u = (neg * m + (1 << (shift - 1))) >> shift
     n = np.minimum(u >> 16, 31)
     f = u & 0xFFFF

@@ -9,7 +9,7 @@ Integer ``layernorm_int(x, g, b, eps, in_scale, *, iterations=3)`` for int8
     var  = Σ y² // C + E    (int32 Σ for C ≤ 129, else int64; Q8), E = round(eps·256/in_scale²)
     std  = isqrt_newton(max(var, 1), iterations)       (int32 ≥ 1, Q4)
     z    = floordiv(y · 128, std)                      (Q7 normalised value)
-    out  = clamp(((z · G[c] (int64) + 2^15) >> 16) + B[c], −128, 127)
+    out  = clamp(((z · G[c] + 2^15) >> 16) + B[c], −128, 127)   (int64, or int32 if bounded)
 
 The mean keeps the 4 fraction bits of ``y``: rounding it to an integer first
 (``(x − round(sum/C)) · 16``) costs up to 9 output units on low-variance rows.
@@ -92,6 +92,23 @@ def _check_iterations(iterations: int) -> None:
         raise ValueError(f"iterations must be an int >= 0, got {iterations!r}")
 
 
+def z_bound(channels: int) -> int:
+    """A bound of ``|z| = |floordiv(128·y, std)|`` over every int8 row of ``channels``.
+
+    One term of a sum of squares is at most the sum: ``y² ≤ Σ y² ≤ C·(var + 1)``
+    (``var ≥ Σ y² // C``), and ``std ≥ floor(√var) ≥ 1`` (Newton from above never
+    goes below it), so ``|z| ≤ 128·√C·√(var + 1)/floor(√var) + 1 ≤ 256·√C + 1``
+    (the ratio peaks at 2, at ``var = 3``).
+    """
+    return 256 * math.isqrt(channels - 1) + 257 if channels > 1 else 257
+
+
+def affine_fits_int32(channels: int, g_max: int, b_max: int) -> bool:
+    """Whether ``z·G + 2^15`` and ``(that >> 16) + B`` fit int32 for every row."""
+    scaled = z_bound(channels) * g_max + (1 << (AFFINE_SHIFT - 1))
+    return scaled < 2**31 and (scaled >> AFFINE_SHIFT) + 1 + b_max < 2**31
+
+
 def _per_row(rows: Sequence[tirx.PrimExpr], fn: Callable, name: str) -> te.Tensor:
     """A per-row scalar stage, written as a reduction over a unit axis.
 
@@ -141,11 +158,15 @@ def layernorm_int(
     in_scale: float,
     *,
     iterations: int = 3,
+    affine_bounds: tuple[int, int] | None = None,
 ) -> te.Tensor:
     """Integer LayerNorm of int8 ``x [..., C]`` with int32 ``G``, ``B`` tensors ``[C]``.
 
     ``g``, ``b`` come from :func:`layernorm_int_params` (which takes ``out_scale``);
     ``iterations`` is keyword-only so a float passed in its place fails loudly.
+    ``affine_bounds``: ``(max |G|, max |B|)`` when known at build time; if then no
+    affine result can overflow int32 (:func:`affine_fits_int32`), it is computed in
+    int32 (the same integers; cheaper on a microcontroller), else in int64.
     """
     _check_iterations(iterations)
     eps_q = _eps_term(eps, in_scale)
@@ -174,12 +195,15 @@ def layernorm_int(
 
     std = _isqrt(_per_row(rows, var_at, "ln_var"), iterations)
 
+    affine = "int32" if affine_bounds and affine_fits_int32(c, *affine_bounds) else "int64"
+
     def out(*i: tirx.PrimExpr) -> tirx.PrimExpr:
         z = tirx.floordiv(y_at(i) * Z_ONE, std[i[:-1]])
-        scaled = (z.astype("int64") * g[i[-1]].astype("int64") + (1 << (AFFINE_SHIFT - 1))) >> (
-            tirx.const(AFFINE_SHIFT, "int64")
+        product = z.astype(affine) * g[i[-1]].astype(affine)
+        scaled = (product + tirx.const(1 << (AFFINE_SHIFT - 1), affine)) >> tirx.const(
+            AFFINE_SHIFT, affine
         )
-        return clamp_expr(scaled + b[i[-1]].astype("int64"), "int8")
+        return clamp_expr(scaled + b[i[-1]].astype(affine), "int8")
 
     return te.compute(x.shape, out, name="layernorm_int")
 

@@ -12,7 +12,7 @@ so ``out`` is int8 with the fixed scale ``SOFTMAX_OUT_SCALE = 1/128`` (values in
 (in the sum and in the output) rather than materialising an ``[..., N]`` buffer:
 only the per-row ``max`` and ``S`` are stored. :func:`softmax_int_rows` is the same
 function for kernels computed one row at a time (fused attention): it stores ``e``
-once per element (a ``uint16`` stage: ``e ≤ 2^15``) and zero-pads each output row.
+once per element (a ``uint16`` stage: ``e ≤ 2^15``).
 
 Measured against the true softmax of the dequantised input (in_scale 0.02–0.1,
 N = 1, 16, 49, 197, random and extreme rows): within 0.5 output units of
@@ -60,9 +60,9 @@ def softmax_int(x: te.Tensor, in_scale: float) -> te.Tensor:
     return te.compute(x.shape, lambda *i: _normalize(exp_at(i), total[i[:-1]]), name="softmax_int")
 
 
-def softmax_int_rows(x: te.Tensor, in_scale: float, out_len: int) -> te.Tensor:
+def softmax_int_rows(x: te.Tensor, in_scale: float) -> te.Tensor:
     """:func:`softmax_int` of int8 ``x [..., N]`` with ``e`` stored once (stage
-    ``softmax_exp``, uint16) and rows zero-padded to ``out_len ≥ N`` columns."""
+    ``softmax_exp``, uint16)."""
     n = int(x.shape[-1])
     mx = _row_max(x)
     e = te.compute(
@@ -74,15 +74,9 @@ def softmax_int_rows(x: te.Tensor, in_scale: float, out_len: int) -> te.Tensor:
     total = te.compute(
         x.shape[:-1], lambda *r: te.sum(e[(*r, k)].astype("int32"), axis=k), name="exp_sum"
     )
-
-    def out(*i: tirx.PrimExpr) -> tirx.PrimExpr:
-        if out_len == n:
-            return _normalize(e[i].astype("int32"), total[i[:-1]])
-        col = tirx.min(i[-1], n - 1)  # clamped: the padding reads no element past the row
-        p = _normalize(e[(*i[:-1], col)].astype("int32"), total[i[:-1]])
-        return tirx.if_then_else(i[-1] < n, p, tirx.const(0, "int8"))
-
-    return te.compute((*x.shape[:-1], out_len), out, name="softmax_int")
+    return te.compute(
+        x.shape, lambda *i: _normalize(e[i].astype("int32"), total[i[:-1]]), name="softmax_int"
+    )
 
 
 def softmax_int_ref(x: np.ndarray, in_scale: float) -> np.ndarray:

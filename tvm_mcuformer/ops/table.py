@@ -16,6 +16,7 @@ import numpy as np
 from tvm import te
 
 INT8_VALUES = np.arange(-128, 128, dtype=np.int8)  # table index i holds f(i - 128)
+INT8_TABLE_BYTES = INT8_VALUES.size  # flash of one table
 
 
 def int8_table(fn_ref: Callable[..., np.ndarray], *args: object) -> np.ndarray:

@@ -96,6 +96,17 @@ def _requantize_axis(
     )
 
 
+def _requantize_axis_hi_word(
+    acc: te.Tensor, m: te.Tensor, rounding: te.Tensor, axis: int
+) -> te.Tensor:
+    """Per-channel high-word requantize along any axis (``rounding`` = 2^(shift − 33))."""
+    return te.compute(
+        acc.shape,
+        lambda *i: ops.requantize_hi_word_expr(acc[i], m[i[axis]], rounding[i[axis]]),
+        name="requantize",
+    )
+
+
 def _weight_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 weights with one scale per slice along ``axis``."""
     reduce = tuple(a for a in range(w.ndim) if a != axis % w.ndim)
@@ -146,6 +157,9 @@ class _Integerizer:
         m, shift = ops.quantize_multipliers(np.asarray(acc.scale, np.float64) / out_scale)
         if m.size == 1:
             expr = self.bb.emit_te(ops.requantize, acc.expr, int(m[0]), int(shift[0]))
+        elif int(shift.min()) >= ops.HI_WORD_MIN_SHIFT:  # store 2^(shift − 33): see the op
+            mc, rc = relax.const(m.astype(np.int32)), relax.const(ops.hi_word_rounding(shift))
+            expr = self.bb.emit_te(_requantize_axis_hi_word, acc.expr, mc, rc, acc.axis)
         else:
             mc, sc = relax.const(m.astype(np.int32)), relax.const(shift.astype(np.int32))
             expr = self.bb.emit_te(_requantize_axis, acc.expr, mc, sc, acc.axis, int(shift.min()))
@@ -452,6 +466,7 @@ class _Integerizer:
                     eps,
                     xq.scale,
                     iterations=self.config.ln_iterations,
+                    affine_bounds=(int(np.abs(g).max()), int(np.abs(b).max())),
                 )
             else:
                 expr = self.bb.emit_te(

@@ -11,16 +11,17 @@ workspace (the ``all_heads`` ablation).
 micro-kernels (``codegen/runtime/mcuformer_simd.h``, tensorized by hand as in
 :mod:`.micro_kernel`), for a head dimension that is a multiple of 4:
 
-* ``QKᵀ`` row: each score ``s_j = Σ_c q_c · k_{j,c}`` by ``mcuformer_dot_1x1_S``
-  (S = 16, 8 or 4 elements of the head dimension a call: q and k are both
-  contiguous along it, so both are word loads);
+* ``QKᵀ`` row: the scores ``s_j = Σ_c q_c · k_{j,c}`` of every key by one call of
+  ``mcuformer_qk_row_D`` (head dimension D ≤ 64: the query row is split into int16
+  lanes once, then each key is word loads, SXTB16 and SMLAD); a larger head takes
+  each score by ``mcuformer_dot_1x1_S`` (S = 64, 32, 16, 8 or 4 elements a call);
 * row × V: value columns in tiles of 4 with int32 accumulators kept as C locals,
-  keys four at a time by ``mcuformer_pv_4x4`` (the probability row is padded to a
-  multiple of 4 with zeros; a step past the last key reads the last value row
-  again, times 0, so nothing outside the qkv tensor is read).
+  keys four at a time by ``mcuformer_pv_4x4``; the last ``T mod 4`` keys
+  (``attention_acc_tail``) in plain loops into their own local accumulators.
 
-Every other stage is computed once per element of its row (integer addition is
-associative: the kernel equals ``attention_int_ref`` bit for bit).
+Every other stage is computed once per element of its row, the row maximum and
+the exponent sum in the same pass as the values they reduce (integer addition
+is associative: the kernel equals ``attention_int_ref`` bit for bit).
 """
 
 from __future__ import annotations
@@ -28,14 +29,25 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
-from ..ops.attention import ATTENTION_BLOCK, GEOMETRY_ATTR, KEY_STEP, AttentionGeometry
+from ..ops.attention import (
+    ATTENTION_BLOCK,
+    GEOMETRY_ATTR,
+    KEY_STEP,
+    TOTAL,
+    AttentionGeometry,
+)
 from .dense import K_STEPS, SCHEDULED_ATTR, micro_kernel_name
-from .micro_kernel import annotate_step, iter_names, place_calls
+from .micro_kernel import MICRO_KERNEL_ATTR, annotate_step, iter_names, place_calls
 
 ROWWISE_ATTR = "mcuformer.rowwise_attention"
 PV_MICRO_KERNEL = "mcuformer_pv_4x4"
 VALUE_TILE = 4  # value columns per row × V step (the micro-kernel's accumulators)
-SCORES, ACC = "attention_scores", "attention_acc"  # the matmul stages of ops.attention
+HEAD_STEPS = (64, 32, *K_STEPS)  # head-dimension elements per QKᵀ call, past QK_ROW_MAX
+QK_ROW_MICRO_KERNEL = "mcuformer_qk_row"  # + _S: one query row against every key
+QK_ROW_MAX = 64  # head dimensions (multiples of 4) with a row micro-kernel
+SCORES, ACC, TAIL = "attention_scores", "attention_acc", "attention_acc_tail"  # ops.attention
+# (stage, the row reduction over it): the reduction runs in the stage's loop over the row
+ROW_REDUCTIONS = (("attention_scores_int8", "row_max"), ("softmax_exp", "exp_sum"))
 
 
 def _output(sch: s_tir.Schedule):
@@ -74,16 +86,20 @@ def schedule_attention_kernels(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     if out is None:
         return None
     g = AttentionGeometry(*(int(x) for x in sch.get(out).annotations[GEOMETRY_ATTR]))
-    k_step = next((s for s in K_STEPS if g.head_dim % s == 0), None)
-    if k_step is None:
+    k_step = next((s for s in HEAD_STEPS if g.head_dim % s == 0), None)
+    if k_step is None or g.tokens < KEY_STEP:
         return None
     pv = _tile_row_times_values(sch, out)
     _rows(sch, out)
-    qk = _tile_scores(sch, k_step)
+    for producer, reduction in ROW_REDUCTIONS:  # one pass over the row, not two
+        sch.reverse_compute_at(
+            sch.get_sblock(reduction), sch.get_loops(sch.get_sblock(producer))[-1]
+        )
+    qk = _tile_scores(sch, g.head_dim)
     qk, pv = sch.get(qk), sch.get(pv)
     qkv = qk.reads[-1].source.name
     calls = {
-        qk.annotations["mcuformer.micro_kernel"]: _scores_call(qk, g, qkv, k_step),
+        str(qk.annotations[MICRO_KERNEL_ATTR]): _scores_call(qk, g, qkv),
         PV_MICRO_KERNEL: _values_call(pv, g, qkv),
     }
     func = place_calls(sch.mod["main"], calls)
@@ -93,6 +109,13 @@ def schedule_attention_kernels(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
 def _tile_row_times_values(sch: s_tir.Schedule, out):
     """Value columns by 4 (local accumulators), keys by 4: the annotated row × V step."""
     d0, d1 = sch.split(sch.get_loops(out)[2], [None, VALUE_TILE])
+    unrolled = [d1]  # constant accumulator indices: registers
+    stages = [TOTAL, TAIL] if _has(sch, TAIL) else []  # consumers first
+    for name in stages:
+        block = sch.get_sblock(name)
+        sch.compute_at(block, d0, preserve_unit_loops=True)
+        sch.set_scope(block, 0, "local")
+        unrolled.append(sch.get_loops(block)[-1 if name == TOTAL else -2])
     acc = sch.get_sblock(ACC)
     sch.compute_at(acc, d0, preserve_unit_loops=True)
     *_, d, j = sch.get_loops(acc)
@@ -100,15 +123,29 @@ def _tile_row_times_values(sch: s_tir.Schedule, out):
     sch.reorder(j0, d, j1)
     sch.set_scope(acc, 0, "local")
     init = sch.decompose_reduction(acc, j0)
-    for loop in (sch.get_loops(init)[-1], d1):  # constant accumulator indices: registers
+    unrolled.append(sch.get_loops(init)[-1])
+    for loop in unrolled:
         sch.unroll(loop)
     return annotate_step(sch, d, PV_MICRO_KERNEL)
 
 
-def _tile_scores(sch: s_tir.Schedule, k_step: int):
-    """The head dimension of each score in steps of ``k_step``: the annotated QKᵀ step."""
+def _has(sch: s_tir.Schedule, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+    except Exception:  # noqa: BLE001 - no such block
+        return False
+    return True
+
+
+def _tile_scores(sch: s_tir.Schedule, head_dim: int):
+    """The annotated QKᵀ step: the whole row (every key) in one call when the head fits
+    :data:`QK_ROW_MAX` bytes, else each score in steps of the head dimension."""
     scores = sch.get_sblock(SCORES)
-    c0, c1 = sch.split(sch.get_loops(scores)[-1], [None, k_step])
+    *_, j, c = sch.get_loops(scores)
+    if head_dim <= QK_ROW_MAX:
+        return annotate_step(sch, j, f"{QK_ROW_MICRO_KERNEL}_{head_dim}")
+    k_step = next(s for s in HEAD_STEPS if head_dim % s == 0)
+    c0, c1 = sch.split(c, [None, k_step])
     sch.decompose_reduction(scores, c0)
     return annotate_step(sch, c1, micro_kernel_name(1, 1, k_step))
 
@@ -119,16 +156,22 @@ def _int(step: tirx.SBlock):
     return (lambda x: f"T.int64({x})") if wide else str
 
 
-def _scores_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str, k_step: int) -> str:
-    """``scores[i, h, j] += q[i, h, c0·S : +S] · k[j, h, c0·S : +S]``."""
-    i, h, j, c0 = iter_names(step)
+def _scores_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str) -> str:
+    """``scores[i, h, :] = q[i, h] · k[:, h]`` (one call per row), or
+    ``scores[i, h, j] += q[i, h, c0·S : +S] · k[j, h, c0·S : +S]``."""
+    name = str(step.annotations[MICRO_KERNEL_ATTR])
     lit = _int(step)
+    names = iter_names(step)
+    i, h = names[:2]
+    row = name.startswith(QK_ROW_MICRO_KERNEL)
+    j, c0 = (lit(0), lit(0)) if row else names[2:]
+    k_step = g.head_dim if row else int(name.rsplit("_", 1)[1])
     base = f"{h} * {lit(g.head_stride)} + {c0} * {lit(k_step)}"
     q = f"T.address_of({qkv}[{lit(g.q_offset)} + {i} * {lit(g.row_stride)} + {base}])"
     k = f"T.address_of({qkv}[{lit(g.k_offset)} + {j} * {lit(g.row_stride)} + {base}])"
     acc = f"T.address_of({step.writes[0].source.name}[{i}, {h}, {j}])"
-    name = step.annotations["mcuformer.micro_kernel"]
-    return f'T.evaluate(T.call_extern("void", "{name}", {acc}, {q}, {k}, 0, 1))'
+    tail = f"{g.row_stride}, {g.tokens}" if row else "0, 1"
+    return f'T.evaluate(T.call_extern("void", "{name}", {acc}, {q}, {k}, {tail}))'
 
 
 def _values_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str) -> str:
@@ -137,7 +180,7 @@ def _values_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str) -> str:
     lit = _int(step)
     rows = []
     for r in range(KEY_STEP):
-        key = f"T.min({j0} * {lit(KEY_STEP)} + {lit(r)}, {lit(g.tokens - 1)})"
+        key = f"({j0} * {lit(KEY_STEP)} + {lit(r)})"
         index = (
             f"{lit(g.v_offset)} + {key} * {lit(g.row_stride)} + {h} * {lit(g.head_stride)}"
             f" + {d0} * {lit(VALUE_TILE)}"

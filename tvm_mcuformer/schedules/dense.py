@@ -20,9 +20,9 @@ requantization) is scheduled as
   row), a ``static inline`` function of ``codegen/runtime/mcuformer_simd.h``
   (SXTB16/SMLAD on Cortex-M4/M7, portable C with the same semantics elsewhere);
 * the epilogue (bias, requantization) once per output after its tile's K loop,
-  never in the inner loop; the tile's init and epilogue loops are unrolled so
-  every accumulator index is a constant and the C compiler keeps the
-  accumulators in registers.
+  never in the inner loop, the biased sum a ``local`` int32 stage of its own; the
+  tile's init and epilogue loops are unrolled so every accumulator index is a
+  constant and the C compiler keeps the accumulators in registers.
 
 The step is tensorized by hand (:mod:`.micro_kernel`): the tile's inner loops
 are blockized and annotated, then the block's body is replaced by the
@@ -61,6 +61,31 @@ def _dense_block(sch: s_tir.Schedule):
     return None
 
 
+def _bias_block(sch: s_tir.Schedule) -> str | None:
+    """The name of the int32 stage adding the bias to the dense output, if another stage
+    reads it. It stays a stage of its own (in ``local`` scope: registers): inlined into the
+    requantization, TVM's simplifier widens ``int64(acc + bias)`` to a 64-bit addition and
+    a 64 × 64-bit product, where a 32 × 32 → 64-bit multiply (SMULL) suffices."""
+    consumers = sch.get_consumers(_dense_block(sch))
+    if len(consumers) != 1:
+        return None
+    block = sch.get(consumers[0])
+    (out,) = block.writes
+    if str(out.source.dtype) != "int32" or not sch.get_consumers(consumers[0]):
+        return None
+    return block.name_hint
+
+
+def _position(sch: s_tir.Schedule, block) -> int:
+    """The index of ``block`` among the root's children (program order)."""
+    children = sch.get_child_blocks(sch.get_sblock("root"))
+    return next(i for i, b in enumerate(children) if sch.get(b).same_as(sch.get(block)))
+
+
+def _consumer_names(sch: s_tir.Schedule, name: str) -> list[str]:
+    return [sch.get(c).name_hint for c in sch.get_consumers(sch.get_sblock(name))]
+
+
 def _local_accumulators(sch: s_tir.Schedule, dense, tile_loop) -> None:
     """Put the dense block's output in a ``local`` buffer computed per tile."""
     try:
@@ -76,7 +101,9 @@ def schedule_dense(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     blocks = normalize_prim_func(sch)
     if blocks is None or _dense_block(sch) is None:
         return None
-    remaining = try_inline(sch, blocks)
+    bias = _bias_block(sch)
+    kept = () if bias is None else (bias, *_consumer_names(sch, bias))  # not inlined together
+    remaining = try_inline(sch, [b for b in blocks if b.name not in kept])
     dense = _dense_block(sch)
     *spatial, n_loop, k_loop = sch.get_loops(dense)
     n, k = (int(sch.get(lp).extent) for lp in (n_loop, k_loop))
@@ -87,10 +114,16 @@ def schedule_dense(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     m_loop = spatial[-1]
     m = int(sch.get(m_loop).extent)
     try:
+        kept_blocks = [sch.get_sblock(name) for name in kept]
+        epilogues = [ep.block_rv for ep in remaining] + kept_blocks
         epilogues = [
-            ep.block_rv for ep in remaining if not sch.get(ep.block_rv).same_as(sch.get(dense))
+            ep
+            for ep in sorted(epilogues, key=lambda b: _position(sch, b))
+            if not sch.get(ep).same_as(sch.get(dense))
         ]
         step = _tile(sch, dense, epilogues, ROWS if m >= ROWS else 1, cols, k_step)
+        if bias is not None:
+            sch.set_scope(sch.get_sblock(bias), 0, "local")
     except s_tir.ScheduleError:  # a kernel shape the schedule does not cover
         return None
     step = sch.get(step)

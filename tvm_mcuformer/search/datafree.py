@@ -41,6 +41,9 @@ import torch
 from tvm_mcuformer.boards import get_board
 from tvm_mcuformer.compiler import CODE_RESERVE
 from tvm_mcuformer.fileio import write_json_atomic
+from tvm_mcuformer.lowering.pipeline import DEFAULT_PATCH_FIELD
+from tvm_mcuformer.ops.table import INT8_TABLE_BYTES
+from tvm_mcuformer.schedules.patch_embed import field_length
 from tvm_mcuformer.search.memory import PlannerMemory, SubnetMemory
 from tvm_mcuformer.search.space import SearchSpace, SubnetConfig, low_rank
 from tvm_mcuformer.search.space_evolution import grid_space
@@ -95,15 +98,20 @@ def mac_count(space: SearchSpace, cfg: SubnetConfig) -> int:
 
 
 def weight_bytes(space: SearchSpace, cfg: SubnetConfig) -> int:
-    """Flash bytes of the int8 weights the compiler emits for ``cfg``: int8 matrices and
-    position embedding; per output channel two int32 (a linear's requantization multiplier
-    and shift) plus its int32 bias when it has one (the patch convolution: three); LayerNorm
-    weight and bias as int32. ``tests/test_paper_scale.py`` holds it equal to the planner's."""
-    e, p = cfg.embed_dim, space.patch_size
-    patch = e * space.in_chans * p * p + 12 * e
+    """Flash bytes of the int8 weights the compiler emits for ``cfg`` (default options):
+    int8 matrices and position embedding, the patch filter laid out sub-field major
+    (:func:`~tvm_mcuformer.schedules.patch_embed.field_major_weight`, rows padded to 4
+    bytes); per output channel two int32 (a linear's requantization multiplier and shift)
+    plus its int32 bias when it has one (the patch convolution: three); LayerNorm weight
+    and bias as int32; one 256-byte GeLU table per block. ``tests/test_paper_scale.py``
+    holds it equal to the planner's."""
+    e, p, field = cfg.embed_dim, space.patch_size, DEFAULT_PATCH_FIELD
+    grid = -(-p // field)
+    patch = e * grid * grid * field_length(space.in_chans, field) + 12 * e
     norms = 8 * e * (2 * cfg.depth + 1)
     linears = sum(i * o + (12 if bias else 8) * o for i, o, bias, _ in _linears(space, cfg))
-    return patch + space.num_tokens * e + norms + linears
+    tables = INT8_TABLE_BYTES * cfg.depth
+    return patch + space.num_tokens * e + norms + linears + tables
 
 
 def capacity(space: SearchSpace, cfg: SubnetConfig, objective: str) -> tuple[int, int]:

@@ -56,6 +56,20 @@ static inline int32_t mcuformer_sxtb16_ror8(int32_t x) {
 #endif
 }
 
+/* x clamped to [-128, 127] as int8: one SSAT #8 on cores with the DSP extension. The
+ * lowering (tvm_mcuformer/lowering/kernels.py) calls it for every int32 -> int8 clamp. */
+static inline int8_t mcuformer_ssat8(int32_t x) {
+#if MCUFORMER_ACLE
+  return (int8_t)__ssat(x, 8);
+#else
+  return (int8_t)(x < -128 ? -128 : (x > 127 ? 127 : x));
+#endif
+}
+
+/* Leading zero bits of x != 0 (one CLZ instruction on Cortex-M; TVM's C target has no
+ * lowering of T.clz, so the lowering calls this). */
+static inline int32_t mcuformer_clz(int32_t x) { return __builtin_clz((uint32_t)x); }
+
 /* Four int8 at p (any alignment) as one little-endian word. */
 static inline int32_t mcuformer_load4(const int8_t* p) {
   int32_t v;
@@ -124,7 +138,7 @@ MCUFORMER_DOT2_COL(0)
 MCUFORMER_DOT2_COL(1)
 }
 
-/* The _8 and _16 variants: two steps of half the K each (less loop overhead). */
+/* The _8 to _64 variants: two steps of half the K each (less loop overhead). */
 #define MCUFORMER_DOT_2STEP(C, K, H)                                                         \
   static inline void mcuformer_dot_1x##C##_##K(int32_t* acc, int8_t* a, int8_t* w,           \
                                                 int32_t w_stride, int32_t acc_stride) {      \
@@ -141,6 +155,49 @@ MCUFORMER_DOT_2STEP(1, 8, 4)
 MCUFORMER_DOT_2STEP(2, 8, 4)
 MCUFORMER_DOT_2STEP(1, 16, 8)
 MCUFORMER_DOT_2STEP(2, 16, 8)
+MCUFORMER_DOT_2STEP(1, 32, 16)
+MCUFORMER_DOT_2STEP(1, 64, 32)
+
+/* mcuformer_qk_row_S(scores, q, k, k_stride, n): scores[j] = sum_{c<S} q[c] * k[j * k_stride + c]
+ * for j < n: one query row against n keys, S = 4..64 bytes of one head (q and each key row
+ * contiguous). The query row is split into int16 lanes once (SXTB16), not once per key, so
+ * each key costs its word loads, their SXTB16 and one SMLAD per two products. */
+#define MCUFORMER_QK_ROW(S)                                                                   \
+  static inline void mcuformer_qk_row_##S(int32_t* scores, int8_t* q, int8_t* k,             \
+                                          int32_t k_stride, int32_t n) {                     \
+    int32_t q02[(S) / 4], q13[(S) / 4];                                                      \
+    _Pragma("GCC unroll 16") for (int c = 0; c < (S) / 4; ++c) {                             \
+      int32_t v = mcuformer_load4(q + 4 * c);                                                \
+      q02[c] = mcuformer_sxtb16(v);                                                          \
+      q13[c] = mcuformer_sxtb16_ror8(v);                                                     \
+    }                                                                                        \
+    for (int32_t j = 0; j < n; ++j, k += k_stride) {                                         \
+      int32_t acc = 0;                                                                       \
+      _Pragma("GCC unroll 16") for (int c = 0; c < (S) / 4; ++c) {                           \
+        int32_t w = mcuformer_load4(k + 4 * c);                                              \
+        acc = mcuformer_smlad(q02[c], mcuformer_sxtb16(w), acc);                             \
+        acc = mcuformer_smlad(q13[c], mcuformer_sxtb16_ror8(w), acc);                        \
+      }                                                                                      \
+      scores[j] = acc;                                                                       \
+    }                                                                                        \
+  }
+MCUFORMER_QK_ROW(4)
+MCUFORMER_QK_ROW(8)
+MCUFORMER_QK_ROW(12)
+MCUFORMER_QK_ROW(16)
+MCUFORMER_QK_ROW(20)
+MCUFORMER_QK_ROW(24)
+MCUFORMER_QK_ROW(28)
+MCUFORMER_QK_ROW(32)
+MCUFORMER_QK_ROW(36)
+MCUFORMER_QK_ROW(40)
+MCUFORMER_QK_ROW(44)
+MCUFORMER_QK_ROW(48)
+MCUFORMER_QK_ROW(52)
+MCUFORMER_QK_ROW(56)
+MCUFORMER_QK_ROW(60)
+MCUFORMER_QK_ROW(64)
+#undef MCUFORMER_QK_ROW
 
 /* Halfword packing: (lo16(x), lo16(y)) and (hi16(x), hi16(y)) as two int16 lanes
  * (PKHBT / PKHTB on cores with the DSP extension). */
