@@ -7,10 +7,14 @@ headers and runtime calls, produced by TVM's C code generator.
 
 from __future__ import annotations
 
+import re
+
 import tvm
 from tvm import tirx
 
 from ..lowering.kernels import CKernel
+
+_DEFINITION = re.compile(r"^TVM_DLL void (\w+)\((?=.*\) \{$)")  # a definition, not a prototype
 
 
 def emit_c(kernels: dict[str, CKernel]) -> str:
@@ -24,7 +28,23 @@ def emit_c(kernels: dict[str, CKernel]) -> str:
     )
     mod = tirx.transform.LowerIntrin()(mod)
     source = tvm.get_global_func("target.build.c")(mod, target).inspect_source()
-    return _strip_runtime(source)
+    return _restrict_pointers(_strip_runtime(source), kernels)
+
+
+def _restrict_pointers(source: str, kernels: dict[str, CKernel]) -> str:
+    """Qualify the pointer parameters of every kernel that is not token-overwrite capable
+    ``restrict``: the planner gives such a kernel's output and workspaces memory no other
+    argument uses (only token-overwrite kernels write over an input), so the C compiler
+    may keep per-channel parameters and pointers in registers across stores."""
+    disjoint = {k.symbol for k in kernels.values() if not k.token_overwrite}
+    out = []
+    for line in source.split("\n"):
+        match = _DEFINITION.match(line)
+        if match and match.group(1) in disjoint:
+            head, params = line[: match.end()], line[match.end() :]
+            line = head + re.sub(r"\* (\w+)", r"* restrict \1", params)
+        out.append(line)
+    return "\n".join(out)
 
 
 def _strip_runtime(source: str) -> str:
