@@ -109,9 +109,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 def import_bench(name: str):
     """Import ``bench/NAME.py`` as module ``bench_NAME`` and return it.
 
-    Loaded from its path, never by its plain name: ``kernels`` and ``tables`` are also
-    PyPI packages (transformers imports ``kernels``); the bench's own sibling imports are
-    dropped from ``sys.modules`` afterwards.
+    Loaded from its path, never by its plain name (``tables`` is also a PyPI package); the
+    bench's own sibling imports are dropped from ``sys.modules`` afterwards.
     """
     import importlib.util
     import sys

@@ -182,7 +182,7 @@ def test_scheduled_dense_c_equals_numpy(n, k, reals, tmp_path):
 
 
 def test_scheduled_linear_on_qemu_equals_host_and_is_faster():
-    bench = import_bench("kernels")  # bench/kernels.py: the same compile → QEMU path
+    bench = import_bench("kernel_speed")  # the same compile → QEMU path as the bench
     torch.manual_seed(0)
     model, shape = bench.Linear(64, 32), (1, 7, 64)  # odd M: 2-row tiles and a clamped last pair
     rows = {}

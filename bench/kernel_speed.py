@@ -11,8 +11,8 @@ heads of 16×16. Device outputs must equal the host build's bit for bit.
 Writes ``bench/results/kernels.json`` (date, git commit, command, one row per
 case and board) and prints a Markdown table::
 
-    .venv/bin/python bench/kernels.py                 # every case, mps2-an500 and mps2-an386
-    .venv/bin/python bench/kernels.py --cases linear_16x64x192 --boards mps2-an500
+    .venv/bin/python bench/kernel_speed.py                 # every case, mps2-an500 and mps2-an386
+    .venv/bin/python bench/kernel_speed.py --cases linear_16x64x192 --boards mps2-an500
 """
 
 from __future__ import annotations
