@@ -31,10 +31,11 @@ GEOMETRY = AttentionGeometry(
     tokens=9, heads=3, head_dim=4, row_stride=40, head_stride=12, q_offset=0, k_offset=4,
     v_offset=8,
 )  # fmt: skip
-# The plain [T, 3, H, dh] layout with a class token (odd T), K steps of 16; a head
-# dimension that is not a multiple of 4 (no micro-kernels: the plain row-wise loops).
+# The plain [T, 3, H, dh] layout with a class token (odd T); a head dimension of 30 (two
+# value columns a step, two bytes of each score scalar); an odd one (no micro-kernels).
 PLAIN_17 = AttentionGeometry(17, 2, 16, 96, 16, 0, 32, 64)
-ODD_DIM = AttentionGeometry(8, 2, 6, 36, 6, 0, 12, 24)
+DIM_30 = AttentionGeometry(13, 4, 30, 360, 30, 0, 120, 240)
+ODD_DIM = AttentionGeometry(8, 2, 5, 30, 5, 0, 10, 20)
 # No tail (T a multiple of 4); fewer tokens than one step of 4 keys (no micro-kernels).
 WHOLE_12 = AttentionGeometry(12, 2, 8, 48, 8, 0, 16, 32)
 TINY_3 = AttentionGeometry(3, 2, 8, 48, 8, 0, 16, 32)
@@ -43,8 +44,8 @@ SMALL = dict(img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3, num_
 
 @pytest.mark.parametrize(
     "geometry",
-    [GEOMETRY, PLAIN_17, ODD_DIM, WHOLE_12, TINY_3],
-    ids=["T9", "T17", "dh6", "T12", "T3"],
+    [GEOMETRY, PLAIN_17, DIM_30, ODD_DIM, WHOLE_12, TINY_3],
+    ids=["T9", "T17", "dh30", "dh5", "T12", "T3"],
 )
 @pytest.mark.parametrize("mode", ["scheduled", "rowwise", "all_heads"])
 def test_fused_attention_c_kernel_is_bit_exact(tmp_path, geometry, mode):
@@ -79,9 +80,9 @@ def test_fused_attention_c_kernel_is_bit_exact(tmp_path, geometry, mode):
     else:
         assert rows <= (4 + 1 + 2 + 1) * T
     source = emit_c({kernel.name: kernel})
-    micro_kernels = mode == "scheduled" and geometry.head_dim % 4 == 0 and T >= 4
-    assert ("mcuformer_pv_4x4(" in source) == micro_kernels
-    assert ("mcuformer_qk_row_" in source) == micro_kernels
+    micro_kernels = mode == "scheduled" and geometry.head_dim % 2 == 0 and T >= 4
+    assert ("mcuformer_pv_4x" in source) == micro_kernels
+    assert ("mcuformer_qk_row(" in source) == micro_kernels
     lib = load_c_kernels(source, tmp_path, "attn")
     ref = attention_int_ref(qkv, *args)
     out = np.zeros_like(ref)

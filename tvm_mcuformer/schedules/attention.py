@@ -9,15 +9,16 @@ workspace (the ``all_heads`` ablation).
 
 :func:`schedule_attention_kernels` is the row-wise schedule with both matmuls on
 micro-kernels (``codegen/runtime/mcuformer_simd.h``, tensorized by hand as in
-:mod:`.micro_kernel`), for a head dimension that is a multiple of 4:
+:mod:`.micro_kernel`), for an even head dimension D (at most 64, or a multiple of 4):
 
 * ``QKᵀ`` row: the scores ``s_j = Σ_c q_c · k_{j,c}`` of every key by one call of
-  ``mcuformer_qk_row_D`` (head dimension D ≤ 64: the query row is split into int16
-  lanes once, then each key is word loads, SXTB16 and SMLAD); a larger head takes
-  each score by ``mcuformer_dot_1x1_S`` (S = 64, 32, 16, 8 or 4 elements a call);
-* row × V: value columns in tiles of 4 with int32 accumulators kept as C locals,
-  keys four at a time by ``mcuformer_pv_4x4``; the last ``T mod 4`` keys
-  (``attention_acc_tail``) in plain loops into their own local accumulators.
+  ``mcuformer_qk_row`` (D ≤ 64: the query row is split into int16 lanes once, then
+  each key is word loads, SXTB16 and SMLAD; D mod 4 bytes scalar); a larger head
+  takes each score by ``mcuformer_dot_1x1_S`` (S = 64, 32, 16, 8 or 4 elements a call);
+* row × V: value columns in tiles of 4 (2 when D is not a multiple of 4) with int32
+  accumulators kept as C locals, keys four at a time by ``mcuformer_pv_4x4`` (or
+  ``_4x2``); the last ``T mod 4`` keys (``attention_acc_tail``) in plain loops into
+  their own local accumulators.
 
 Every other stage is computed once per element of its row, the row maximum and
 the exponent sum in the same pass as the values they reduce (integer addition
@@ -40,11 +41,17 @@ from .dense import K_STEPS, SCHEDULED_ATTR, micro_kernel_name
 from .micro_kernel import MICRO_KERNEL_ATTR, annotate_step, iter_names, place_calls
 
 ROWWISE_ATTR = "mcuformer.rowwise_attention"
-PV_MICRO_KERNEL = "mcuformer_pv_4x4"
-VALUE_TILE = 4  # value columns per row × V step (the micro-kernel's accumulators)
+VALUE_TILES = (4, 2)  # value columns per row × V step: the largest dividing the head dimension
 HEAD_STEPS = (64, 32, *K_STEPS)  # head-dimension elements per QKᵀ call, past QK_ROW_MAX
-QK_ROW_MICRO_KERNEL = "mcuformer_qk_row"  # + _S: one query row against every key
-QK_ROW_MAX = 64  # head dimensions (multiples of 4) with a row micro-kernel
+QK_ROW_MICRO_KERNEL = "mcuformer_qk_row"  # one query row against every key
+QK_ROW_MAX = 64  # the largest head dimension of the row micro-kernel
+
+
+def pv_micro_kernel(tile: int) -> str:
+    """The row × V micro-kernel of four keys × ``tile`` value columns."""
+    return f"mcuformer_pv_4x{tile}"
+
+
 SCORES, ACC, TAIL = "attention_scores", "attention_acc", "attention_acc_tail"  # ops.attention
 # (stage, the row reduction over it): the reduction runs in the stage's loop over the row
 ROW_REDUCTIONS = (("attention_scores_int8", "row_max"), ("softmax_exp", "exp_sum"))
@@ -58,13 +65,19 @@ def _output(sch: s_tir.Schedule):
 
 
 def _rows(sch: s_tir.Schedule, out) -> None:
-    """Compute every stage not yet under the output's head loop there (consumers first)."""
-    row = sch.get_loops(out)[1]  # [i, h, d]: under query row i and head h
+    """Compute every stage not yet under the output's head loop there (consumers first);
+    the row × V sums, if at the root, per output element (one int32 each, not a row)."""
+    row, column = sch.get_loops(out)[1:3]  # [i, h, d]: under query row i and head h
     root = sch.get_sblock("root")
+
+    def placed(block) -> bool:
+        return any(sch.get(loop).same_as(sch.get(row)) for loop in sch.get_loops(block))
+
+    for name in (TOTAL, TAIL, ACC):
+        if _has(sch, name) and not placed(sch.get_sblock(name)):
+            sch.compute_at(sch.get_sblock(name), column, preserve_unit_loops=True)
     for block in reversed(sch.get_child_blocks(root)):
-        if sch.get(block).same_as(sch.get(out)):
-            continue
-        if not any(sch.get(loop).same_as(sch.get(row)) for loop in sch.get_loops(block)):
+        if not sch.get(block).same_as(sch.get(out)) and not placed(block):
             sch.compute_at(block, row, preserve_unit_loops=True)
 
 
@@ -86,10 +99,11 @@ def schedule_attention_kernels(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     if out is None:
         return None
     g = AttentionGeometry(*(int(x) for x in sch.get(out).annotations[GEOMETRY_ATTR]))
-    k_step = next((s for s in HEAD_STEPS if g.head_dim % s == 0), None)
-    if k_step is None or g.tokens < KEY_STEP:
+    tile = next((t for t in VALUE_TILES if g.head_dim % t == 0), None)
+    whole = g.head_dim <= QK_ROW_MAX or g.head_dim % 4 == 0
+    if tile is None or not whole or g.tokens < KEY_STEP:
         return None
-    pv = _tile_row_times_values(sch, out)
+    pv = _tile_row_times_values(sch, out, tile)
     _rows(sch, out)
     for producer, reduction in ROW_REDUCTIONS:  # one pass over the row, not two
         sch.reverse_compute_at(
@@ -100,15 +114,15 @@ def schedule_attention_kernels(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     qkv = qk.reads[-1].source.name
     calls = {
         str(qk.annotations[MICRO_KERNEL_ATTR]): _scores_call(qk, g, qkv),
-        PV_MICRO_KERNEL: _values_call(pv, g, qkv),
+        pv_micro_kernel(tile): _values_call(pv, g, qkv, tile),
     }
     func = place_calls(sch.mod["main"], calls)
     return func.with_attr(ROWWISE_ATTR, True).with_attr(SCHEDULED_ATTR, True)
 
 
-def _tile_row_times_values(sch: s_tir.Schedule, out):
-    """Value columns by 4 (local accumulators), keys by 4: the annotated row × V step."""
-    d0, d1 = sch.split(sch.get_loops(out)[2], [None, VALUE_TILE])
+def _tile_row_times_values(sch: s_tir.Schedule, out, tile: int):
+    """Value columns by ``tile`` (local accumulators), keys by 4: the annotated row × V step."""
+    d0, d1 = sch.split(sch.get_loops(out)[2], [None, tile])
     unrolled = [d1]  # constant accumulator indices: registers
     stages = [TOTAL, TAIL] if _has(sch, TAIL) else []  # consumers first
     for name in stages:
@@ -126,7 +140,7 @@ def _tile_row_times_values(sch: s_tir.Schedule, out):
     unrolled.append(sch.get_loops(init)[-1])
     for loop in unrolled:
         sch.unroll(loop)
-    return annotate_step(sch, d, PV_MICRO_KERNEL)
+    return annotate_step(sch, d, pv_micro_kernel(tile))
 
 
 def _has(sch: s_tir.Schedule, name: str) -> bool:
@@ -143,7 +157,7 @@ def _tile_scores(sch: s_tir.Schedule, head_dim: int):
     scores = sch.get_sblock(SCORES)
     *_, j, c = sch.get_loops(scores)
     if head_dim <= QK_ROW_MAX:
-        return annotate_step(sch, j, f"{QK_ROW_MICRO_KERNEL}_{head_dim}")
+        return annotate_step(sch, j, QK_ROW_MICRO_KERNEL)
     k_step = next(s for s in HEAD_STEPS if head_dim % s == 0)
     c0, c1 = sch.split(c, [None, k_step])
     sch.decompose_reduction(scores, c0)
@@ -170,11 +184,11 @@ def _scores_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str) -> str:
     q = f"T.address_of({qkv}[{lit(g.q_offset)} + {i} * {lit(g.row_stride)} + {base}])"
     k = f"T.address_of({qkv}[{lit(g.k_offset)} + {j} * {lit(g.row_stride)} + {base}])"
     acc = f"T.address_of({step.writes[0].source.name}[{i}, {h}, {j}])"
-    tail = f"{g.row_stride}, {g.tokens}" if row else "0, 1"
+    tail = f"{g.row_stride}, {g.tokens}, {g.head_dim}" if row else "0, 1"
     return f'T.evaluate(T.call_extern("void", "{name}", {acc}, {q}, {k}, {tail}))'
 
 
-def _values_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str) -> str:
+def _values_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str, tile: int) -> str:
     """``acc[i, h, d0·4 : +4] += p[i, h, j0·4 : +4] · v[j0·4 : +4, h, d0·4 : +4]``."""
     i, h, d0, j0 = iter_names(step)
     lit = _int(step)
@@ -183,14 +197,14 @@ def _values_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str) -> str:
         key = f"({j0} * {lit(KEY_STEP)} + {lit(r)})"
         index = (
             f"{lit(g.v_offset)} + {key} * {lit(g.row_stride)} + {h} * {lit(g.head_stride)}"
-            f" + {d0} * {lit(VALUE_TILE)}"
+            f" + {d0} * {lit(tile)}"
         )
         rows.append(f"T.address_of({qkv}[{index}])")
-    acc = f"T.address_of({step.writes[0].source.name}[{i}, {h}, {d0} * {lit(VALUE_TILE)}])"
+    acc = f"T.address_of({step.writes[0].source.name}[{i}, {h}, {d0} * {lit(tile)}])"
     probs = next(r.source.name for r in step.reads if r.source.name.startswith("softmax_int"))
     probs = f"T.address_of({probs}[{i}, {h}, {j0} * {lit(KEY_STEP)}])"
     args = ", ".join([acc, probs, *rows])
-    return f'T.evaluate(T.call_extern("void", "{PV_MICRO_KERNEL}", {args}))'
+    return f'T.evaluate(T.call_extern("void", "{pv_micro_kernel(tile)}", {args}))'
 
 
 def _attention_pass(schedule, name: str, attr: str):

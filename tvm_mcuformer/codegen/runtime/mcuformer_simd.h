@@ -158,46 +158,30 @@ MCUFORMER_DOT_2STEP(2, 16, 8)
 MCUFORMER_DOT_2STEP(1, 32, 16)
 MCUFORMER_DOT_2STEP(1, 64, 32)
 
-/* mcuformer_qk_row_S(scores, q, k, k_stride, n): scores[j] = sum_{c<S} q[c] * k[j * k_stride + c]
- * for j < n: one query row against n keys, S = 4..64 bytes of one head (q and each key row
- * contiguous). The query row is split into int16 lanes once (SXTB16), not once per key, so
- * each key costs its word loads, their SXTB16 and one SMLAD per two products. */
-#define MCUFORMER_QK_ROW(S)                                                                   \
-  static inline void mcuformer_qk_row_##S(int32_t* scores, int8_t* q, int8_t* k,             \
-                                          int32_t k_stride, int32_t n) {                     \
-    int32_t q02[(S) / 4], q13[(S) / 4];                                                      \
-    _Pragma("GCC unroll 16") for (int c = 0; c < (S) / 4; ++c) {                             \
-      int32_t v = mcuformer_load4(q + 4 * c);                                                \
-      q02[c] = mcuformer_sxtb16(v);                                                          \
-      q13[c] = mcuformer_sxtb16_ror8(v);                                                     \
-    }                                                                                        \
-    for (int32_t j = 0; j < n; ++j, k += k_stride) {                                         \
-      int32_t acc = 0;                                                                       \
-      _Pragma("GCC unroll 16") for (int c = 0; c < (S) / 4; ++c) {                           \
-        int32_t w = mcuformer_load4(k + 4 * c);                                              \
-        acc = mcuformer_smlad(q02[c], mcuformer_sxtb16(w), acc);                             \
-        acc = mcuformer_smlad(q13[c], mcuformer_sxtb16_ror8(w), acc);                        \
-      }                                                                                      \
-      scores[j] = acc;                                                                       \
-    }                                                                                        \
+/* mcuformer_qk_row(scores, q, k, k_stride, n, dim): scores[j] = sum_{c<dim} q[c] * k[j * k_stride + c]
+ * for j < n: one query row against n keys, dim <= 64 bytes of one head (q and each key row
+ * contiguous; dim a compile-time constant at every call, so the loops unroll). The query
+ * row is split into int16 lanes once (SXTB16), not once per key, so each key costs its
+ * word loads, their SXTB16 and one SMLAD per two products; dim mod 4 bytes are scalar. */
+static inline void mcuformer_qk_row(int32_t* scores, int8_t* q, int8_t* k, int32_t k_stride,
+                                    int32_t n, int32_t dim) {
+  int32_t q02[16], q13[16];
+  _Pragma("GCC unroll 16") for (int c = 0; c < dim / 4; ++c) {
+    int32_t v = mcuformer_load4(q + 4 * c);
+    q02[c] = mcuformer_sxtb16(v);
+    q13[c] = mcuformer_sxtb16_ror8(v);
   }
-MCUFORMER_QK_ROW(4)
-MCUFORMER_QK_ROW(8)
-MCUFORMER_QK_ROW(12)
-MCUFORMER_QK_ROW(16)
-MCUFORMER_QK_ROW(20)
-MCUFORMER_QK_ROW(24)
-MCUFORMER_QK_ROW(28)
-MCUFORMER_QK_ROW(32)
-MCUFORMER_QK_ROW(36)
-MCUFORMER_QK_ROW(40)
-MCUFORMER_QK_ROW(44)
-MCUFORMER_QK_ROW(48)
-MCUFORMER_QK_ROW(52)
-MCUFORMER_QK_ROW(56)
-MCUFORMER_QK_ROW(60)
-MCUFORMER_QK_ROW(64)
-#undef MCUFORMER_QK_ROW
+  for (int32_t j = 0; j < n; ++j, k += k_stride) {
+    int32_t acc = 0;
+    _Pragma("GCC unroll 16") for (int c = 0; c < dim / 4; ++c) {
+      int32_t w = mcuformer_load4(k + 4 * c);
+      acc = mcuformer_smlad(q02[c], mcuformer_sxtb16(w), acc);
+      acc = mcuformer_smlad(q13[c], mcuformer_sxtb16_ror8(w), acc);
+    }
+    _Pragma("GCC unroll 4") for (int c = dim - dim % 4; c < dim; ++c) acc += q[c] * k[c];
+    scores[j] = acc;
+  }
+}
 
 /* Halfword packing: (lo16(x), lo16(y)) and (hi16(x), hi16(y)) as two int16 lanes
  * (PKHBT / PKHTB on cores with the DSP extension). */
@@ -246,6 +230,30 @@ static inline void mcuformer_pv_4x4(int32_t* acc, int8_t* p, int8_t* v0, int8_t*
   acc[1] = mcuformer_smlad(p13, mcuformer_pack_lo(o1, o3), acc[1]);
   acc[3] = mcuformer_smlad(p02, mcuformer_pack_hi(o0, o2), acc[3]);
   acc[3] = mcuformer_smlad(p13, mcuformer_pack_hi(o1, o3), acc[3]);
+}
+
+/* mcuformer_pv_4x2(acc, p, v0, v1, v2, v3): mcuformer_pv_4x4 for two value columns (a head
+ * dimension that is not a multiple of 4): each row's two bytes are one halfword load. */
+static inline int32_t mcuformer_load2(const int8_t* p) {
+  int16_t v;
+  memcpy(&v, p, 2);
+  return (int32_t)(uint16_t)v;
+}
+static inline void mcuformer_pv_4x2(int32_t* acc, int8_t* p, int8_t* v0, int8_t* v1, int8_t* v2,
+                                    int8_t* v3) {
+  int32_t pv = mcuformer_load4(p);
+  int32_t p02 = mcuformer_sxtb16(pv);      /* (p0, p2) */
+  int32_t p13 = mcuformer_sxtb16_ror8(pv); /* (p1, p3) */
+  int32_t r0 = mcuformer_load2(v0), r1 = mcuformer_load2(v1);
+  int32_t r2 = mcuformer_load2(v2), r3 = mcuformer_load2(v3);
+  int32_t e0 = mcuformer_sxtb16(r0), e2 = mcuformer_sxtb16(r2); /* column 0 (and a zero) */
+  int32_t e1 = mcuformer_sxtb16(r1), e3 = mcuformer_sxtb16(r3);
+  acc[0] = mcuformer_smlad(p02, mcuformer_pack_lo(e0, e2), acc[0]);
+  acc[0] = mcuformer_smlad(p13, mcuformer_pack_lo(e1, e3), acc[0]);
+  int32_t o0 = mcuformer_sxtb16_ror8(r0), o2 = mcuformer_sxtb16_ror8(r2); /* column 1 */
+  int32_t o1 = mcuformer_sxtb16_ror8(r1), o3 = mcuformer_sxtb16_ror8(r3);
+  acc[1] = mcuformer_smlad(p02, mcuformer_pack_lo(o0, o2), acc[1]);
+  acc[1] = mcuformer_smlad(p13, mcuformer_pack_lo(o1, o3), acc[1]);
 }
 
 #undef MCUFORMER_DOT_2STEP
