@@ -211,6 +211,16 @@ static inline int32_t mcuformer_pack_hi(int32_t x, int32_t y) {
  * rows are transposed in registers: SXTB16 splits each row's word into columns (0, 2)
  * and (1, 3), PKHBT/PKHTB pair key 0 with key 2 and key 1 with key 3, and one SMLAD
  * per pair and column adds two products. */
+static inline int32_t mcuformer_pv_lo(int32_t acc, int32_t p02, int32_t p13, int32_t e0,
+                                      int32_t e1, int32_t e2, int32_t e3) {
+  acc = mcuformer_smlad(p02, mcuformer_pack_lo(e0, e2), acc); /* keys 0 and 2, low lanes */
+  return mcuformer_smlad(p13, mcuformer_pack_lo(e1, e3), acc); /* keys 1 and 3 */
+}
+static inline int32_t mcuformer_pv_hi(int32_t acc, int32_t p02, int32_t p13, int32_t e0,
+                                      int32_t e1, int32_t e2, int32_t e3) {
+  acc = mcuformer_smlad(p02, mcuformer_pack_hi(e0, e2), acc); /* the high lanes */
+  return mcuformer_smlad(p13, mcuformer_pack_hi(e1, e3), acc);
+}
 static inline void mcuformer_pv_4x4(int32_t* acc, int8_t* p, int8_t* v0, int8_t* v1, int8_t* v2,
                                     int8_t* v3) {
   int32_t pv = mcuformer_load4(p);
@@ -218,18 +228,14 @@ static inline void mcuformer_pv_4x4(int32_t* acc, int8_t* p, int8_t* v0, int8_t*
   int32_t p13 = mcuformer_sxtb16_ror8(pv); /* (p1, p3) */
   int32_t r0 = mcuformer_load4(v0), r1 = mcuformer_load4(v1);
   int32_t r2 = mcuformer_load4(v2), r3 = mcuformer_load4(v3);
-  int32_t e0 = mcuformer_sxtb16(r0), e2 = mcuformer_sxtb16(r2); /* columns 0, 2 */
-  int32_t e1 = mcuformer_sxtb16(r1), e3 = mcuformer_sxtb16(r3);
-  acc[0] = mcuformer_smlad(p02, mcuformer_pack_lo(e0, e2), acc[0]);
-  acc[0] = mcuformer_smlad(p13, mcuformer_pack_lo(e1, e3), acc[0]);
-  acc[2] = mcuformer_smlad(p02, mcuformer_pack_hi(e0, e2), acc[2]);
-  acc[2] = mcuformer_smlad(p13, mcuformer_pack_hi(e1, e3), acc[2]);
-  int32_t o0 = mcuformer_sxtb16_ror8(r0), o2 = mcuformer_sxtb16_ror8(r2); /* columns 1, 3 */
-  int32_t o1 = mcuformer_sxtb16_ror8(r1), o3 = mcuformer_sxtb16_ror8(r3);
-  acc[1] = mcuformer_smlad(p02, mcuformer_pack_lo(o0, o2), acc[1]);
-  acc[1] = mcuformer_smlad(p13, mcuformer_pack_lo(o1, o3), acc[1]);
-  acc[3] = mcuformer_smlad(p02, mcuformer_pack_hi(o0, o2), acc[3]);
-  acc[3] = mcuformer_smlad(p13, mcuformer_pack_hi(o1, o3), acc[3]);
+  int32_t e0 = mcuformer_sxtb16(r0), e1 = mcuformer_sxtb16(r1); /* columns 0, 2 */
+  int32_t e2 = mcuformer_sxtb16(r2), e3 = mcuformer_sxtb16(r3);
+  acc[0] = mcuformer_pv_lo(acc[0], p02, p13, e0, e1, e2, e3);
+  acc[2] = mcuformer_pv_hi(acc[2], p02, p13, e0, e1, e2, e3);
+  int32_t o0 = mcuformer_sxtb16_ror8(r0), o1 = mcuformer_sxtb16_ror8(r1); /* columns 1, 3 */
+  int32_t o2 = mcuformer_sxtb16_ror8(r2), o3 = mcuformer_sxtb16_ror8(r3);
+  acc[1] = mcuformer_pv_lo(acc[1], p02, p13, o0, o1, o2, o3);
+  acc[3] = mcuformer_pv_hi(acc[3], p02, p13, o0, o1, o2, o3);
 }
 
 /* mcuformer_pv_4x2(acc, p, v0, v1, v2, v3): mcuformer_pv_4x4 for two value columns (a head
@@ -242,18 +248,13 @@ static inline int32_t mcuformer_load2(const int8_t* p) {
 static inline void mcuformer_pv_4x2(int32_t* acc, int8_t* p, int8_t* v0, int8_t* v1, int8_t* v2,
                                     int8_t* v3) {
   int32_t pv = mcuformer_load4(p);
-  int32_t p02 = mcuformer_sxtb16(pv);      /* (p0, p2) */
-  int32_t p13 = mcuformer_sxtb16_ror8(pv); /* (p1, p3) */
+  int32_t p02 = mcuformer_sxtb16(pv), p13 = mcuformer_sxtb16_ror8(pv);
   int32_t r0 = mcuformer_load2(v0), r1 = mcuformer_load2(v1);
   int32_t r2 = mcuformer_load2(v2), r3 = mcuformer_load2(v3);
-  int32_t e0 = mcuformer_sxtb16(r0), e2 = mcuformer_sxtb16(r2); /* column 0 (and a zero) */
-  int32_t e1 = mcuformer_sxtb16(r1), e3 = mcuformer_sxtb16(r3);
-  acc[0] = mcuformer_smlad(p02, mcuformer_pack_lo(e0, e2), acc[0]);
-  acc[0] = mcuformer_smlad(p13, mcuformer_pack_lo(e1, e3), acc[0]);
-  int32_t o0 = mcuformer_sxtb16_ror8(r0), o2 = mcuformer_sxtb16_ror8(r2); /* column 1 */
-  int32_t o1 = mcuformer_sxtb16_ror8(r1), o3 = mcuformer_sxtb16_ror8(r3);
-  acc[1] = mcuformer_smlad(p02, mcuformer_pack_lo(o0, o2), acc[1]);
-  acc[1] = mcuformer_smlad(p13, mcuformer_pack_lo(o1, o3), acc[1]);
+  acc[0] = mcuformer_pv_lo(acc[0], p02, p13, mcuformer_sxtb16(r0), mcuformer_sxtb16(r1),
+                           mcuformer_sxtb16(r2), mcuformer_sxtb16(r3)); /* column 0 */
+  acc[1] = mcuformer_pv_lo(acc[1], p02, p13, mcuformer_sxtb16_ror8(r0), mcuformer_sxtb16_ror8(r1),
+                           mcuformer_sxtb16_ror8(r2), mcuformer_sxtb16_ror8(r3)); /* column 1 */
 }
 
 #undef MCUFORMER_DOT_2STEP
