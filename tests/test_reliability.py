@@ -203,7 +203,7 @@ def test_run_against_a_noisy_board_ends_in_time(work):
 
 def test_interrupted_run_resumes_to_the_same_report(work):
     project = hc.build_slow_project(work)
-    inputs = hc.slow_inputs(work, n=60, spin=6_000_000)  # long enough to interrupt under load
+    inputs = hc.slow_inputs(work, n=60, spin=20_000_000)  # ~0.1 s a sample: time to interrupt
     with np.load(inputs) as data:
         reference = evaluate(project, data["x"], data["labels"], progress=False)
     reference.pop("outputs")
