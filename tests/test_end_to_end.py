@@ -53,11 +53,14 @@ def test_vit_runs_on_qemu_and_equals_host_build(
                 "120",
                 "--report",
                 str(report_path),
+                "--profile",
             ]
         )
         == 0
     )
     report = json.loads(report_path.read_text())
+    assert report["latency"]["per_op"]  # one row per kernel call, plotted by run --profile:
+    assert report_path.with_suffix(".profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     acc, mem, lat = report["accuracy"], report["memory"], report["latency"]
     assert report["board"] == board and acc["n"] == 120
     assert acc["device_equals_host"] is True

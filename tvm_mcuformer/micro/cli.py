@@ -20,6 +20,7 @@ from tvm_mcuformer.micro import MicroError
 from tvm_mcuformer.micro.build import build_project, flash_project
 from tvm_mcuformer.micro.evaluate import evaluate
 from tvm_mcuformer.micro.journal import journal_path
+from tvm_mcuformer.micro.profile_plot import plot_profile
 from tvm_mcuformer.micro.project import (
     FLOAT_ABIS,
     PLATFORMS,
@@ -130,6 +131,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.profile:
         print(profile_table(lat))
+        plot = plot_profile(lat, Path(args.report).with_suffix(".profile.png"))
+        if plot is not None:
+            print(f"per-op plot: {plot}")
     return 0
 
 
@@ -235,7 +239,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="continue an interrupted run from REPORT.partial (kept while a run is going)",
     )
     run.add_argument(
-        "--profile", action="store_true", help="print the per-op latency (counter per kernel call)"
+        "--profile",
+        action="store_true",
+        help="print the per-op latency (counter per kernel call) and plot it (REPORT.profile.png)",
     )
     _device_options(run)
     run.set_defaults(func=_run)
