@@ -226,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else 2
     command = args.command
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    # Restored on return: a caller (a test, a notebook) keeps its own handlers, and the
+    # children it starts later do not inherit an ignored SIGINT.
+    previous = (
+        (signal.signal(signal.SIGTERM, _terminate), signal.getsignal(signal.SIGINT))
+        if in_main_thread
+        else None
+    )
     try:
         return args.func(args)
     except KeyboardInterrupt as err:
@@ -248,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tvm-mcuformer {command}: error: {text}", file=sys.stderr)
         return status
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
 
 
 if __name__ == "__main__":
