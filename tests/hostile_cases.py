@@ -445,6 +445,9 @@ def interrupted_run(
         env=cli_env(tmpdir),
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background (``cmd &``) ignores SIGINT, and a child
+        # inherits that: the CLI must see the signal the way a terminal user's would.
+        preexec_fn=_default_signals,
     )
     done = before
     while proc.poll() is None and time.monotonic() - start < 240:
@@ -457,6 +460,11 @@ def interrupted_run(
     outcome = Outcome(proc.returncode, err.splitlines(), time.monotonic() - start)
     left = [p.name for p in tmpdir.iterdir()]
     return outcome, done, left
+
+
+def _default_signals() -> None:
+    for sig in SIGNALS.values():
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _journaled(journal: Path) -> int:

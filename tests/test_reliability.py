@@ -203,13 +203,16 @@ def test_run_against_a_noisy_board_ends_in_time(work):
 
 def test_interrupted_run_resumes_to_the_same_report(work):
     project = hc.build_slow_project(work)
-    inputs = hc.slow_inputs(work, n=60, spin=20_000_000)  # ~0.1 s a sample: time to interrupt
+    inputs = hc.slow_inputs(work, n=60, spin=2_000_000)
     with np.load(inputs) as data:
         reference = evaluate(project, data["x"], data["labels"], progress=False)
     reference.pop("outputs")
     report = work / "slow.json"
     first, done1, left1 = hc.interrupted_run(work, project, inputs, report, signal.SIGINT)
-    assert (first.status, first.stderr) == (130, ["tvm-mcuformer run: interrupted"])
+    assert (first.status, first.stderr) == (130, ["tvm-mcuformer run: interrupted"]), (
+        done1,
+        first.seconds,
+    )
     assert left1 == [] and not report.exists() and done1 >= 5
     second, done2, left2 = hc.interrupted_run(
         work, project, inputs, report, signal.SIGTERM, resume=True
@@ -229,6 +232,21 @@ def test_interrupted_run_resumes_to_the_same_report(work):
         reference["latency"].pop(key)
     assert hc.report_differences(got, reference) == []
     assert not report.with_name("slow.json.partial").exists()
+
+
+def test_interrupted_main_restores_the_callers_signal_handlers(monkeypatch, capsys):
+    """In-process ``main`` ignores a repeated signal during its interrupt cleanup, then gives
+    the caller back its own handlers (else every later child would inherit an ignored SIGINT)."""
+    import tvm_mcuformer.cli as cli
+
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_demo", interrupted)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert main(["demo", "--out", "unused"]) == 130
+    assert capsys.readouterr().err.strip() == "tvm-mcuformer demo: interrupted"
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_existing_journal_needs_resume(work, capfd, monkeypatch):
