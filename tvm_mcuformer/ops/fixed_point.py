@@ -134,12 +134,17 @@ def requantize_expr(
     return clamp_expr((acc64 * m64 + rounding) >> shift64, out_dtype)
 
 
+def _high_word(acc: tirx.PrimExpr, m: int | tirx.PrimExpr) -> tirx.PrimExpr:
+    """The int32 high word of the 64-bit product ``acc · m`` (one SMULL on a Cortex-M)."""
+    m64 = tirx.const(int(m), "int64") if isinstance(m, INTEGER_TYPES) else m.astype("int64")
+    return ((acc.astype("int64") * m64) >> tirx.const(32, "int64")).astype("int32")
+
+
 def _requantize_hi_word(
     acc: tirx.PrimExpr, m: int | tirx.PrimExpr, shift: int | tirx.PrimExpr
 ) -> tirx.PrimExpr:
     """int8 ``(hi + 2^(shift − 33)) >> (shift − 32)``, ``hi`` the product's high word."""
-    m64 = tirx.const(int(m), "int64") if isinstance(m, INTEGER_TYPES) else m.astype("int64")
-    hi = ((acc.astype("int64") * m64) >> tirx.const(32, "int64")).astype("int32")
+    hi = _high_word(acc, m)
     if isinstance(shift, INTEGER_TYPES):
         _check_shift(int(shift))
         rounding, down = tirx.const(1 << (int(shift) - 33), "int32"), tirx.const(int(shift) - 32)
@@ -168,7 +173,7 @@ def requantize_hi_word_expr(acc: tirx.PrimExpr, m: tirx.PrimExpr, rounding: tirx
     (:func:`hi_word_rounding`) stored instead of the shift, whose bit position gives the
     final shift ``shift − 32 = 32 − clz(r)`` (one CLZ instead of computing both from
     the shift). Bit-identical to :func:`requantize_expr` with that shift."""
-    hi = ((acc.astype("int64") * m.astype("int64")) >> tirx.const(32, "int64")).astype("int32")
+    hi = _high_word(acc, m)
     # ``& 31`` changes no valid amount (1 ≤ shift − 32 ≤ 30) but keeps TVM's analyzer from
     # "proving" the result inside int8 and dropping the clamp (see _requantize_hi_word)
     down = (tirx.const(32, "int32") - tirx.clz(rounding).astype("int32")) & tirx.const(31, "int32")

@@ -27,7 +27,6 @@ is associative: the kernel equals ``attention_int_ref`` bit for bit).
 
 from __future__ import annotations
 
-import tvm
 from tvm import s_tir, tirx
 
 from ..ops.attention import (
@@ -39,6 +38,7 @@ from ..ops.attention import (
 )
 from .dense import K_STEPS, SCHEDULED_ATTR, micro_kernel_name
 from .micro_kernel import MICRO_KERNEL_ATTR, annotate_step, iter_names, place_calls
+from .primfunc_pass import primfunc_pass
 
 ROWWISE_ATTR = "mcuformer.rowwise_attention"
 VALUE_TILES = (4, 2)  # value columns per row × V step: the largest dividing the head dimension
@@ -92,8 +92,8 @@ def schedule_rowwise_attention(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
 
 
 def schedule_attention_kernels(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
-    """The row-wise schedule with micro-kernel matmuls; ``None`` if not attention or the
-    head dimension is not a multiple of 4."""
+    """The row-wise schedule with micro-kernel matmuls; ``None`` if not attention, for an
+    odd head dimension (or one above 64 that is not a multiple of 4), or under 4 tokens."""
     sch = s_tir.Schedule(func)
     out = _output(sch)
     if out is None:
@@ -165,7 +165,7 @@ def _tile_scores(sch: s_tir.Schedule, head_dim: int):
 
 
 def _int(step: tirx.SBlock):
-    """A literal of the step's index type (TVMScript needs matching types in ``T.min``)."""
+    """A literal of the step's index type (int64 iterators take ``T.int64`` literals)."""
     wide = str(step.iter_vars[0].var.ty) == "int64"
     return (lambda x: f"T.int64({x})") if wide else str
 
@@ -189,7 +189,7 @@ def _scores_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str) -> str:
 
 
 def _values_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str, tile: int) -> str:
-    """``acc[i, h, d0·4 : +4] += p[i, h, j0·4 : +4] · v[j0·4 : +4, h, d0·4 : +4]``."""
+    """``acc[i, h, d0·t : +t] += p[i, h, j0·4 : +4] · v[j0·4 : +4, h, d0·t : +t]``, t = ``tile``."""
     i, h, d0, j0 = iter_names(step)
     lit = _int(step)
     rows = []
@@ -207,28 +207,10 @@ def _values_call(step: tirx.SBlock, g: AttentionGeometry, qkv: str, tile: int) -
     return f'T.evaluate(T.call_extern("void", "{pv_micro_kernel(tile)}", {args}))'
 
 
-def _attention_pass(schedule, name: str, attr: str):
-    @tvm.transform.module_pass(opt_level=0, name=name)
-    def apply(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        updated = {}
-        for gv, func in mod.functions.items():
-            if not isinstance(func, tirx.PrimFunc) or (func.attrs and attr in func.attrs):
-                continue
-            scheduled = schedule(func)
-            if scheduled is not None:
-                updated[gv] = scheduled
-        for gv, func in updated.items():
-            mod[gv] = func
-        return mod
-
-    return apply
-
-
-RowwiseAttention = _attention_pass(
+# Every fused attention kernel: row-wise (memory), or row-wise on micro-kernels (speed).
+RowwiseAttention = primfunc_pass(
     schedule_rowwise_attention, "mcuformer.RowwiseAttention", ROWWISE_ATTR
 )
-RowwiseAttention.__doc__ = "Apply :func:`schedule_rowwise_attention` to every attention kernel."
-ScheduleAttention = _attention_pass(
+ScheduleAttention = primfunc_pass(
     schedule_attention_kernels, "mcuformer.ScheduleAttention", SCHEDULED_ATTR
 )
-ScheduleAttention.__doc__ = "Apply :func:`schedule_attention_kernels` to every attention kernel."

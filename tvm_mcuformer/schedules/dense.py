@@ -35,12 +35,12 @@ addition is associative, so the scheduled kernel equals ``ops.dense_int_ref``
 
 from __future__ import annotations
 
-import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
 
 from .micro_kernel import MICRO_KERNEL_ATTR, annotate_step, place_calls
+from .primfunc_pass import primfunc_pass
 
 DENSE_BLOCK = "dense_int"  # the te.compute name of ops.dense_int
 SCHEDULED_ATTR = "mcuformer.dense_scheduled"  # AutoInline leaves such kernels alone
@@ -176,15 +176,5 @@ def _call(step, k: int, m: int) -> str:
     return f'T.evaluate(T.call_extern("void", "{name}", {pointers}, {_address(w)}, {k}, 1))'
 
 
-@tvm.transform.module_pass(opt_level=0, name="mcuformer.ScheduleDense")
-def ScheduleDense(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:  # noqa: N802
-    """Apply :func:`schedule_dense` to every PrimFunc of ``mod`` holding a dense block."""
-    updated = {}
-    for gv, func in mod.functions.items():
-        if isinstance(func, tirx.PrimFunc) and not (func.attrs and SCHEDULED_ATTR in func.attrs):
-            scheduled = schedule_dense(func)
-            if scheduled is not None:
-                updated[gv] = scheduled
-    for gv, func in updated.items():
-        mod[gv] = func
-    return mod
+# Every PrimFunc holding a dense block gets :func:`schedule_dense`.
+ScheduleDense = primfunc_pass(schedule_dense, "mcuformer.ScheduleDense", SCHEDULED_ATTR)

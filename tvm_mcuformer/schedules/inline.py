@@ -8,13 +8,13 @@ loop nest that keeps only what a reduction really needs.
 
 from __future__ import annotations
 
-import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
 
 from ..ops.attention import ATTENTION_BLOCK
 from .dense import SCHEDULED_ATTR
+from .primfunc_pass import primfunc_pass
 
 # Kept materialised in fused attention: inlining the probabilities into the row × V
 # reduction would recompute the integer exponent head_dim times per score.
@@ -57,13 +57,5 @@ def _fuse_epilogues(sch: s_tir.Schedule, blocks: list) -> None:
             continue
 
 
-@tvm.transform.module_pass(opt_level=0, name="mcuformer.AutoInline")
-def AutoInline(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:  # noqa: N802
-    """Apply :func:`inline_elementwise` to every PrimFunc of ``mod`` not scheduled already."""
-    updated = {}
-    for gv, func in mod.functions.items():
-        if isinstance(func, tirx.PrimFunc) and not (func.attrs and SCHEDULED_ATTR in func.attrs):
-            updated[gv] = inline_elementwise(func)
-    for gv, func in updated.items():
-        mod[gv] = func
-    return mod
+# Every PrimFunc not scheduled already gets :func:`inline_elementwise`.
+AutoInline = primfunc_pass(inline_elementwise, "mcuformer.AutoInline", SCHEDULED_ATTR)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 
-import tvm
 from tvm import s_tir, tirx
+
+from .primfunc_pass import primfunc_pass
 
 TOKEN_OVERWRITE_ATTR = "mcuformer.token_overwrite"  # marks kernels the planner may overlay
 
@@ -115,16 +116,7 @@ def _all_blocks(sch: s_tir.Schedule, root) -> list:
     return out
 
 
-@tvm.transform.module_pass(opt_level=0, name="mcuformer.TokenOverwrite")
-def TokenOverwrite(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:  # noqa: N802
-    """Apply :func:`schedule_token_overwrite` to every row-wise PrimFunc of ``mod``."""
-    updated = {}
-    for gv, func in mod.functions.items():
-        done = func.attrs and TOKEN_OVERWRITE_ATTR in func.attrs
-        if isinstance(func, tirx.PrimFunc) and not done:
-            scheduled = schedule_token_overwrite(func)
-            if scheduled is not None:
-                updated[gv] = scheduled
-    for gv, func in updated.items():
-        mod[gv] = func
-    return mod
+# Every row-wise PrimFunc gets :func:`schedule_token_overwrite`.
+TokenOverwrite = primfunc_pass(
+    schedule_token_overwrite, "mcuformer.TokenOverwrite", TOKEN_OVERWRITE_ATTR
+)
